@@ -1,0 +1,19 @@
+/* mpoc.h: umbrella header of the mpoc library.
+ *
+ * mpoc factorizes dense weight matrices into matrix-product operators
+ * (tensor-train matrices), reads and writes model files, and measures size
+ * and error. All public symbols carry the mpoc_ / MPOC_ prefix. */
+#ifndef MPOC_H
+#define MPOC_H
+
+#define MPOC_VERSION_MAJOR 0
+#define MPOC_VERSION_MINOR 1
+#define MPOC_VERSION_PATCH 0
+#define MPOC_VERSION_STRING "0.1.0"
+
+#include "mpoc_status.h"
+#include "mpoc_mat.h"
+#include "mpoc_dtype.h"
+#include "mpoc_io.h"
+
+#endif

@@ -1,0 +1,118 @@
+/* main.c: subcommand dispatch, the stderr logger and shared CLI helpers. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"factor", cli_cmd_factor, "factorize a .npy matrix into an MPO and report size and error"},
+    {"synth-matrix", cli_cmd_synth_matrix, "write a generated test matrix with a chosen spectrum as .npy"},
+};
+
+static size_t logged_count;
+
+static void stderr_logger(void *user, const char *message)
+{
+    (void)user;
+    logged_count++;
+    fprintf(stderr, "mpoc: %s\n", message);
+}
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mpoc %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_fail(const char *cmd, mpoc_status st, const char *what)
+{
+    if (logged_count == 0)
+        cli_error(cmd, "%s: %s", what, mpoc_strerror(st));
+    return CLI_FAIL;
+}
+
+bool cli_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+bool cli_parse_size(const char *s, size_t *out)
+{
+    uint64_t v;
+    if (!cli_parse_u64(s, &v) || v > SIZE_MAX)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+bool cli_parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return false;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_stderr_is_tty(void)
+{
+    return isatty(STDERR_FILENO) != 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mpoc COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'mpoc COMMAND --help' describes a command. mpoc %s\n", MPOC_VERSION_STRING);
+}
+
+int main(int argc, char **argv)
+{
+    mpoc_log_set(stderr_logger, NULL);
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("mpoc %s\n", MPOC_VERSION_STRING);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mpoc: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}
