@@ -25,7 +25,7 @@ WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototyp
         -Wundef -Wwrite-strings -Wredundant-decls
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -fPIC -fopenmp $(WARN) $(WERROR) $(CFLAGS) \
-             $(SAN) -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
+             $(SAN) -Iinclude -Isrc -Itests/support $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  ?=
 ALL_LDFLAGS = $(SAN) -fopenmp $(LDFLAGS)
 LDLIBS   := $(PKG_LIBS) -lm
@@ -72,6 +72,10 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Tests compare floats against double references all the time: the
+# promotion is intended there.
+$(BUILD)/obj/tests/%.o: ALL_CFLAGS += -Wno-double-promotion
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@

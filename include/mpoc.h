@@ -15,5 +15,9 @@
 #include "mpoc_mat.h"
 #include "mpoc_dtype.h"
 #include "mpoc_io.h"
+#include "mpoc_model.h"
+#include "mpoc_svd.h"
+#include "mpoc_mpo.h"
+#include "mpoc_synth.h"
 
 #endif

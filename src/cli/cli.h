@@ -17,6 +17,8 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 /* Each subcommand: argv[0] is the subcommand name. Returns an exit code. */
 int cli_cmd_factor(int argc, char **argv);
 int cli_cmd_synth_matrix(int argc, char **argv);
+int cli_cmd_inspect(int argc, char **argv);
+int cli_cmd_convert(int argc, char **argv);
 
 /* Print "mpoc <cmd>: <formatted message>" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

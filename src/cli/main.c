@@ -16,6 +16,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"inspect", cli_cmd_inspect, "list a model file's format, metadata and tensors; extract one as .npy"},
+    {"convert", cli_cmd_convert, "rewrite a model as safetensors (single or sharded) or GGUF, optionally in another dtype"},
     {"factor", cli_cmd_factor, "factorize a .npy matrix into an MPO and report size and error"},
     {"synth-matrix", cli_cmd_synth_matrix, "write a generated test matrix with a chosen spectrum as .npy"},
 };
@@ -94,8 +96,24 @@ static void usage(FILE *f)
     fprintf(f, "\n'mpoc COMMAND --help' describes a command. mpoc %s\n", MPOC_VERSION_STRING);
 }
 
+/* OpenBLAS picks its kernel when it loads and falls back to a slow generic
+ * one on CPUs newer than its build; a better one needs OPENBLAS_CORETYPE set
+ * before loading, so set it and run ourselves again (once; a user's own
+ * OPENBLAS_CORETYPE is respected). */
+static void tune_blas(char **argv)
+{
+    const char *core = mpoc_blas_suggest_coretype();
+    if (!core || getenv("OPENBLAS_CORETYPE") || getenv("MPOC_BLAS_TUNED"))
+        return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("MPOC_BLAS_TUNED", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the generic kernel */
+}
+
 int main(int argc, char **argv)
 {
+    tune_blas(argv);
     mpoc_log_set(stderr_logger, NULL);
     if (argc < 2) {
         usage(stderr);

@@ -1,0 +1,392 @@
+/* linalg.c: BLAS/LAPACK adapter (the only file that includes cblas.h or
+ * lapacke.h). See linalg.h for the row-major ↔ column-major mapping. */
+#include "linalg.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+#include "mpoc_svd.h"
+#include "util.h"
+
+int mpoc_la_inject_gesdd_failures;
+int mpoc_la_gesvd_fallbacks;
+
+/* Reduce with QR/LQ before the SVD when one side is this many times longer:
+ * sgesdd on 64 × 262144 directly costs 1.5 s where the reduction costs 20 ms. */
+#define REDUCE_RATIO 2
+/* Wide inputs at least this much wider than tall, and large enough for the
+ * LQ to be slow, may take the double-Gram path (see svd_gram_wide). */
+#define GRAM_RATIO 8
+#define GRAM_MAX_SIDE 1024
+#define GRAM_MIN_SIZE (1u << 18)
+
+static bool fits_int(size_t v)
+{
+    return v <= (size_t)INT_MAX;
+}
+
+#define CHECK_DIMS3(a, b, c)                                                              \
+    do {                                                                                  \
+        if (!fits_int(a) || !fits_int(b) || !fits_int(c))                                 \
+            MPOC_FAIL(MPOC_E_OVERFLOW, "matrix dimension above %d in a BLAS/LAPACK call", \
+                      INT_MAX);                                                           \
+    } while (0)
+
+mpoc_status mpoc_la_gemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+                         const float *a, size_t lda, const float *b, size_t ldb, float beta,
+                         float *c, size_t ldc)
+{
+    CHECK_DIMS3(m, n, k);
+    CHECK_DIMS3(lda, ldb, ldc);
+    if (m == 0 || n == 0)
+        return MPOC_OK;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, a, (int)lda,
+                b, (int)ldb, beta, c, (int)ldc);
+    return MPOC_OK;
+}
+
+mpoc_status mpoc_la_transpose(size_t rows, size_t cols, const float *a, size_t lda, float *b,
+                              size_t ldb)
+{
+    CHECK_DIMS3(rows, cols, lda);
+    CHECK_DIMS3(ldb, 1, 1);
+    if (rows == 0 || cols == 0)
+        return MPOC_OK;
+    cblas_somatcopy(CblasRowMajor, CblasTrans, (int)rows, (int)cols, 1.0f, a, (int)lda, b, (int)ldb);
+    return MPOC_OK;
+}
+
+static mpoc_status lapack_info(const char *routine, lapack_int info)
+{
+    if (info == 0)
+        return MPOC_OK;
+    if (info < 0) /* an illegal argument is our bug, never the data's */
+        MPOC_FAIL(MPOC_E_LINALG, "%s: argument %d rejected (internal error)", routine, (int)-info);
+    MPOC_FAIL(MPOC_E_LINALG, "%s: did not converge (info %d)", routine, (int)info);
+}
+
+/* Allocate the LAPACK float work array of the size a query returned. */
+static float *work_array(struct mpoc_workspace *ws, float query, lapack_int *lwork)
+{
+    size_t n = (size_t)query + 1;
+    if (query < 0.0f || n > (size_t)INT_MAX)
+        return NULL;
+    *lwork = (lapack_int)n;
+    return mpoc_ws_floats(ws, WS_LA_WORK, n);
+}
+
+mpoc_status mpoc_la_qr(float *a, size_t m, size_t n, size_t ld, float *r, struct mpoc_workspace *ws)
+{
+    CHECK_DIMS3(m, n, ld);
+    if (m < n)
+        MPOC_FAIL(MPOC_E_SHAPE, "QR needs a tall matrix, got %zu x %zu", m, n);
+    /* Transpose into a column-major copy: LAPACK's QR of a tall column-major
+     * matrix (contiguous columns) runs ~1.5x faster than the LQ of the
+     * row-major view, and the two transposes cost a fraction of that. */
+    size_t mn;
+    if (!mpoc_mul_size(m, n, &mn))
+        return MPOC_E_OVERFLOW;
+    float *c = mpoc_ws_floats(ws, WS_LA_COLMAJOR, mn);
+    float *tau = mpoc_ws_floats(ws, WS_LA_TAU, n);
+    float q1 = 0.0f, q2 = 0.0f;
+    if (!c || !tau)
+        return MPOC_E_NOMEM;
+    MPOC_TRY(mpoc_la_transpose(m, n, a, ld, c, m)); /* c: n × m row-major = m × n column-major */
+    MPOC_TRY(lapack_info("sgeqrf", LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)n,
+                                                       c, (lapack_int)m, tau, &q1, -1)));
+    MPOC_TRY(lapack_info("sorgqr", LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)n,
+                                                       (lapack_int)n, c, (lapack_int)m, tau, &q2, -1)));
+    lapack_int lwork;
+    float *work = work_array(ws, q1 > q2 ? q1 : q2, &lwork);
+    if (!work)
+        return MPOC_E_NOMEM;
+    MPOC_TRY(lapack_info("sgeqrf", LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)n,
+                                                       c, (lapack_int)m, tau, work, lwork)));
+    if (r) /* column-major upper triangle: R[i][j] = c[j·m + i] */
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                r[i * n + j] = j >= i ? c[j * m + i] : 0.0f;
+    MPOC_TRY(lapack_info("sorgqr", LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)n,
+                                                       (lapack_int)n, c, (lapack_int)m, tau, work, lwork)));
+    return mpoc_la_transpose(n, m, c, m, a, ld);
+}
+
+mpoc_status mpoc_la_lq(float *a, size_t m, size_t n, size_t ld, float *l, struct mpoc_workspace *ws)
+{
+    CHECK_DIMS3(m, n, ld);
+    if (m > n)
+        MPOC_FAIL(MPOC_E_SHAPE, "LQ needs a wide matrix, got %zu x %zu", m, n);
+    /* Row-major wide A = column-major tall Aᵀ (n × m): its QR is our LQ. */
+    float *tau = mpoc_ws_floats(ws, WS_LA_TAU, m);
+    float q1 = 0.0f, q2 = 0.0f;
+    if (!tau)
+        return MPOC_E_NOMEM;
+    MPOC_TRY(lapack_info("sgeqrf", LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)n,
+                                                       (lapack_int)m, a, (lapack_int)ld, tau, &q1, -1)));
+    MPOC_TRY(lapack_info("sorgqr", LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)m,
+                                                       (lapack_int)m, a, (lapack_int)ld, tau, &q2, -1)));
+    lapack_int lwork;
+    float *work = work_array(ws, q1 > q2 ? q1 : q2, &lwork);
+    if (!work)
+        return MPOC_E_NOMEM;
+    MPOC_TRY(lapack_info("sgeqrf", LAPACKE_sgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)m,
+                                                       a, (lapack_int)ld, tau, work, lwork)));
+    if (l) /* R of Aᵀ sits in the lower triangle of A's first m rows: L = Rᵀ */
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < m; j++)
+                l[i * m + j] = j <= i ? a[i * ld + j] : 0.0f;
+    return lapack_info("sorgqr", LAPACKE_sorgqr_work(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)m,
+                                                     (lapack_int)m, a, (lapack_int)ld, tau, work, lwork));
+}
+
+static void copy_rows(float *dst, const float *src, size_t m, size_t n, size_t ld)
+{
+    for (size_t i = 0; i < m; i++)
+        memcpy(dst + i * n, src + i * ld, n * sizeof(float));
+}
+
+/* sgesdd on Aᵀ (column-major n × m): Aᵀ = U'ΣV'ᵀ, so A = V'ΣU'ᵀ. LAPACK's U
+ * (n × k, ldu = n) is our Vt and LAPACK's VT (k × m, ldvt = k) is our U. */
+static lapack_int run_gesdd(float *a, size_t m, size_t n, float *u, float *s, float *vt,
+                            struct mpoc_workspace *ws, mpoc_status *st)
+{
+    size_t k = m < n ? m : n;
+    lapack_int *iwork = mpoc_ws_get(ws, WS_LA_IWORK, 8 * k * sizeof(lapack_int));
+    float q = 0.0f;
+    lapack_int info = LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', (lapack_int)n, (lapack_int)m, a,
+                                          (lapack_int)n, s, vt, (lapack_int)n, u, (lapack_int)k,
+                                          &q, -1, iwork);
+    lapack_int lwork;
+    float *work = iwork && info == 0 ? work_array(ws, q, &lwork) : NULL;
+    if (!work) {
+        *st = info ? lapack_info("sgesdd", info) : MPOC_E_NOMEM;
+        return -1;
+    }
+    *st = MPOC_OK;
+    if (mpoc_la_inject_gesdd_failures > 0) {
+        mpoc_la_inject_gesdd_failures--;
+        return 1;
+    }
+    return LAPACKE_sgesdd_work(LAPACK_COL_MAJOR, 'S', (lapack_int)n, (lapack_int)m, a, (lapack_int)n,
+                               s, vt, (lapack_int)n, u, (lapack_int)k, work, lwork, iwork);
+}
+
+static mpoc_status run_gesvd(float *a, size_t m, size_t n, float *u, float *s, float *vt,
+                             struct mpoc_workspace *ws)
+{
+    size_t k = m < n ? m : n;
+    float q = 0.0f;
+    MPOC_TRY(lapack_info("sgesvd", LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', (lapack_int)n,
+                                                       (lapack_int)m, a, (lapack_int)n, s, vt,
+                                                       (lapack_int)n, u, (lapack_int)k, &q, -1)));
+    lapack_int lwork;
+    float *work = work_array(ws, q, &lwork);
+    if (!work)
+        return MPOC_E_NOMEM;
+    return lapack_info("sgesvd", LAPACKE_sgesvd_work(LAPACK_COL_MAJOR, 'S', 'S', (lapack_int)n,
+                                                     (lapack_int)m, a, (lapack_int)n, s, vt,
+                                                     (lapack_int)n, u, (lapack_int)k, work, lwork));
+}
+
+/* SVD without reduction. Works on a copy in `slot`; when sgesdd does not
+ * converge the copy is refreshed and sgesvd runs on it. */
+static mpoc_status svd_direct(const float *a, size_t m, size_t n, size_t ld, float *u, float *s,
+                              float *vt, struct mpoc_workspace *ws, enum mpoc_ws_slot slot)
+{
+    size_t mn;
+    if (!mpoc_mul_size(m, n, &mn))
+        return MPOC_E_OVERFLOW;
+    float *c = mpoc_ws_floats(ws, slot, mn);
+    if (!c)
+        return MPOC_E_NOMEM;
+    copy_rows(c, a, m, n, ld);
+    mpoc_status st;
+    lapack_int info = run_gesdd(c, m, n, u, s, vt, ws, &st);
+    if (st != MPOC_OK)
+        return st;
+    if (info < 0)
+        return lapack_info("sgesdd", info);
+    if (info == 0)
+        return MPOC_OK;
+    mpoc_la_gesvd_fallbacks++;
+    mpoc_log_("sgesdd did not converge on a %zu x %zu matrix (info %d); retrying with sgesvd", m, n,
+              (int)info);
+    copy_rows(c, a, m, n, ld);
+    return run_gesvd(c, m, n, u, s, vt, ws);
+}
+
+/* Tall A = Q·R: SVD of R (n × n), then U = Q·U_R. */
+static mpoc_status svd_tall(const float *a, size_t m, size_t n, size_t ld, float *u, float *s,
+                            float *vt, struct mpoc_workspace *ws)
+{
+    float *q = mpoc_ws_floats(ws, WS_SVD_COPY, m * n);
+    float *r = mpoc_ws_floats(ws, WS_LA_TRI, n * n);
+    float *ur = mpoc_ws_floats(ws, WS_LA_U2, n * n);
+    if (!q || !r || !ur)
+        return MPOC_E_NOMEM;
+    copy_rows(q, a, m, n, ld);
+    MPOC_TRY(mpoc_la_qr(q, m, n, n, r, ws));
+    MPOC_TRY(svd_direct(r, n, n, n, ur, s, vt, ws, WS_LA_VT2));
+    return mpoc_la_gemm(false, false, m, n, n, 1.0f, q, n, ur, n, 0.0f, u, n);
+}
+
+/* Wide A = L·Q: SVD of L (m × m), then Vt = Vt_L·Q. */
+static mpoc_status svd_wide(const float *a, size_t m, size_t n, size_t ld, float *u, float *s,
+                            float *vt, struct mpoc_workspace *ws)
+{
+    float *q = mpoc_ws_floats(ws, WS_SVD_COPY, m * n);
+    float *l = mpoc_ws_floats(ws, WS_LA_TRI, m * m);
+    float *vl = mpoc_ws_floats(ws, WS_LA_VT2, m * m);
+    if (!q || !l || !vl)
+        return MPOC_E_NOMEM;
+    copy_rows(q, a, m, n, ld);
+    MPOC_TRY(mpoc_la_lq(q, m, n, n, l, ws));
+    MPOC_TRY(svd_direct(l, m, m, m, u, s, vl, ws, WS_LA_U2));
+    return mpoc_la_gemm(false, false, m, n, m, 1.0f, vl, m, q, n, 0.0f, vt, n);
+}
+
+/* Gram = A·Aᵀ accumulated in double, a block of columns at a time (the
+ * float data converted on the fly), so σ down to ~1e-8·σ_1 survive. */
+static mpoc_status gram_double(const float *a, size_t m, size_t n, size_t ld, double *g,
+                               struct mpoc_workspace *ws)
+{
+    const size_t nb = 2048;
+    double *blk = mpoc_ws_get(ws, WS_LA_WORK, m * nb * sizeof(double));
+    if (!blk)
+        return MPOC_E_NOMEM;
+    memset(g, 0, m * m * sizeof(double));
+    for (size_t j0 = 0; j0 < n; j0 += nb) {
+        size_t w = n - j0 < nb ? n - j0 : nb;
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < w; j++)
+                blk[i * w + j] = (double)a[i * ld + j0 + j];
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)m, (int)w, 1.0, blk, (int)w, 1.0, g,
+                    (int)m);
+    }
+    return MPOC_OK;
+}
+
+/* Reorder so σ descends (row norms may swap near-equal neighbours). */
+static void sort_descending(size_t m, size_t n, float *u, float *s, float *vt)
+{
+    for (size_t k = 1; k < m; k++)
+        for (size_t q = k; q > 0 && s[q] > s[q - 1]; q--) {
+            float t = s[q];
+            s[q] = s[q - 1];
+            s[q - 1] = t;
+            for (size_t i = 0; i < m; i++) {
+                t = u[i * m + q];
+                u[i * m + q] = u[i * m + q - 1];
+                u[i * m + q - 1] = t;
+            }
+            for (size_t j = 0; j < n; j++) {
+                t = vt[q * n + j];
+                vt[q * n + j] = vt[(q - 1) * n + j];
+                vt[(q - 1) * n + j] = t;
+            }
+        }
+}
+
+/* Wide A (m ≪ n): U and σ² from the eigendecomposition of the double Gram
+ * A·Aᵀ, then Σ·Vt = Uᵀ·A in float and σ_k = ‖row k‖. Two passes over A at
+ * gemm speed instead of a level-2-bound LQ (64 × 262144: ~50 ms vs 0.5 s).
+ * Rows of Vt are orthonormal to about ε·σ_1/σ_k, exact for Σ·Vt itself. */
+static mpoc_status svd_gram_wide(const float *a, size_t m, size_t n, size_t ld, float *u, float *s,
+                                 float *vt, struct mpoc_workspace *ws)
+{
+    double *g = mpoc_ws_get(ws, WS_LA_TRI, m * m * sizeof(double));
+    double *lam = mpoc_ws_get(ws, WS_LA_TAU, m * sizeof(double));
+    if (!g || !lam)
+        return MPOC_E_NOMEM;
+    MPOC_TRY(gram_double(a, m, n, ld, g, ws));
+    /* row-major upper = column-major lower; eigenvalues ascend */
+    lapack_int info = LAPACKE_dsyev(LAPACK_COL_MAJOR, 'V', 'L', (lapack_int)m, g, (lapack_int)m, lam);
+    MPOC_TRY(lapack_info("dsyev", info));
+    for (size_t k = 0; k < m; k++) /* column k of U = eigenvector m−1−k */
+        for (size_t i = 0; i < m; i++)
+            u[i * m + k] = (float)g[(m - 1 - k) * m + i];
+    MPOC_TRY(mpoc_la_gemm(true, false, m, n, m, 1.0f, u, m, a, ld, 0.0f, vt, n));
+    for (size_t k = 0; k < m; k++) {
+        double nrm = 0.0;
+        for (size_t j = 0; j < n; j++)
+            nrm += (double)vt[k * n + j] * (double)vt[k * n + j];
+        nrm = sqrt(nrm);
+        s[k] = (float)nrm;
+        float inv = nrm > 0.0 ? (float)(1.0 / nrm) : 0.0f;
+        for (size_t j = 0; j < n; j++)
+            vt[k * n + j] *= inv;
+    }
+    sort_descending(m, n, u, s, vt);
+    return MPOC_OK;
+}
+
+mpoc_status mpoc_la_svd(const float *a, size_t m, size_t n, size_t ld, float *u, float *s,
+                        float *vt, bool allow_gram, struct mpoc_workspace *ws)
+{
+    CHECK_DIMS3(m, n, ld);
+    size_t mn;
+    if (!mpoc_mul_size(m, n, &mn) || mn > SIZE_MAX / sizeof(float))
+        return MPOC_E_OVERFLOW;
+    if (allow_gram && m <= GRAM_MAX_SIDE && n >= GRAM_RATIO * m && mn >= GRAM_MIN_SIZE)
+        return svd_gram_wide(a, m, n, ld, u, s, vt, ws);
+    if (m >= REDUCE_RATIO * n && n > 0)
+        return svd_tall(a, m, n, ld, u, s, vt, ws);
+    if (n >= REDUCE_RATIO * m && m > 0)
+        return svd_wide(a, m, n, ld, u, s, vt, ws);
+    return svd_direct(a, m, n, ld, u, s, vt, ws, WS_SVD_COPY);
+}
+
+void mpoc_la_set_threads(int n)
+{
+    if (n >= 1)
+        openblas_set_num_threads(n);
+}
+
+int mpoc_la_threads(void)
+{
+    return openblas_get_num_threads();
+}
+
+const char *mpoc_la_describe(void)
+{
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s; core %s", openblas_get_config(), openblas_get_corename());
+    return buf;
+}
+
+/* Public wrappers (mpoc_svd.h). */
+void mpoc_set_threads(int n)
+{
+    mpoc_la_set_threads(n);
+}
+
+int mpoc_threads(void)
+{
+    return mpoc_la_threads();
+}
+
+const char *mpoc_blas_describe(void)
+{
+    return mpoc_la_describe();
+}
+
+const char *mpoc_blas_suggest_coretype(void)
+{
+    const char *core = openblas_get_corename();
+    static const char *const generic[] = {"prescott", "core2", "nehalem", "atom", "katmai",
+                                          "coppermine", "northwood", "banias", "unknown"};
+    bool is_generic = false;
+    for (size_t i = 0; core && i < sizeof generic / sizeof generic[0]; i++)
+        is_generic |= strcasecmp(core, generic[i]) == 0;
+    __builtin_cpu_init();
+    if (is_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+    return NULL;
+}

@@ -1,0 +1,50 @@
+/* workspace.h: grow-only scratch buffers reused across the steps of one
+ * decomposition (first touch of fresh memory costs ~3 s/GiB here, so a
+ * TT-SVD allocates its scratch once and reuses it for every bond).
+ *
+ * Each slot is an independent buffer; a caller asks for a slot by name and
+ * gets at least the bytes it needs. Contents do not survive a grow. Two
+ * buffers that must coexist use two slots. */
+#ifndef MPOC_WORKSPACE_H
+#define MPOC_WORKSPACE_H
+
+#include <stddef.h>
+
+enum mpoc_ws_slot {
+    WS_LA_WORK,   /* LAPACK float work array */
+    WS_LA_IWORK,  /* LAPACK integer work array */
+    WS_LA_TAU,    /* Householder scalars */
+    WS_LA_TRI,    /* small triangular factor / SVD of it */
+    WS_LA_COLMAJOR, /* column-major copy for QR */
+    WS_LA_U2,     /* SVD of a reduced factor: left vectors */
+    WS_LA_VT2,    /* SVD of a reduced factor: right vectors */
+    WS_SVD_U,     /* full left vectors before truncation */
+    WS_SVD_VT,    /* full right vectors before truncation */
+    WS_SVD_S,     /* singular values */
+    WS_SVD_COPY,  /* copy destroyed by LAPACK; then the randomized U */
+    WS_SVD_SCALED, /* power-of-two scaled input (huge or tiny entries) */
+    WS_RSVD_OMEGA,
+    WS_RSVD_Y,
+    WS_RSVD_Z,
+    WS_RSVD_B,
+    WS_MPO_A,     /* TT-SVD / contraction ping-pong buffers */
+    WS_MPO_B,
+    WS_MPO_CORE,
+    WS_MPO_IDX,
+    WS_SLOT_COUNT
+};
+
+struct mpoc_workspace {
+    void *buf[WS_SLOT_COUNT];
+    size_t cap[WS_SLOT_COUNT];
+    size_t peak_bytes; /* high-water mark of all slots together */
+};
+
+/* At least `bytes` bytes of slot `slot` (64-byte aligned), or NULL when the
+ * allocation fails. Previous contents are lost when the slot grows. */
+void *mpoc_ws_get(struct mpoc_workspace *ws, enum mpoc_ws_slot slot, size_t bytes);
+
+/* As mpoc_ws_get for n floats, with an overflow check. */
+float *mpoc_ws_floats(struct mpoc_workspace *ws, enum mpoc_ws_slot slot, size_t n);
+
+#endif

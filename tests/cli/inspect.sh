@@ -1,0 +1,67 @@
+#!/bin/sh
+# tests/cli/inspect.sh: `mpoc inspect` — listings, JSON, extraction, errors.
+. tests/cli/common.inc
+
+run 2 "$CLI" inspect
+has err "usage: mpoc inspect"
+run 2 "$CLI" inspect "$HF" --bogus
+run 2 "$CLI" inspect "$HF" --tensor x            # --tensor needs --npy
+run 0 "$CLI" inspect --help
+has out "usage: mpoc inspect"
+
+run 0 "$CLI" inspect "$GG"
+has out "format: gguf v3, alignment 32"
+has out "general.architecture (string) = \"llama\""
+has out "totals:"
+run 0 "$CLI" inspect "$HF"
+has out "format: safetensors"
+has out "format (string) = \"pt\""
+if [ "$HAVE_FIXTURES" = 1 ]; then
+    run 0 "$CLI" inspect "$GG"
+    has out "tensors: 48"
+    has out "tokenizer.ggml.tokens (array of 512 string) = [\"<unk>\", \"<s>\""
+    has out "blk.0.attn_q.weight                              F32      [64, 64]"
+    run 0 "$CLI" inspect "$HF" "$(dirname "$HF")"
+    has out "totals: 47 tensors, 260032 parameters, 1040128 bytes, 32.0000 bits/weight"
+fi
+
+run 0 "$CLI" inspect --json "$HF" "$GG"
+/usr/bin/python3 - "$TMP/out" <<'PY' || fails=$((fails + 1))
+import json, sys
+doc = json.load(open(sys.argv[1]))
+f = doc["files"]
+assert [x["format"] for x in f] == ["safetensors", "gguf"], f
+for x in f:
+    t = x["totals"]
+    assert t["tensors"] == len(x["tensors"]) > 0
+    assert t["parameters"] == sum(e["n_elems"] for e in x["tensors"])
+    assert abs(t["bits_per_weight"] - 32.0) < 1e-9
+assert f[1]["gguf_version"] == 3
+PY
+
+name=$(grep -m1 -o 'model.layers.0.mlp.down_proj.weight' "$TMP/out")
+run 0 "$CLI" inspect "$HF" --tensor model.layers.0.mlp.down_proj.weight --npy "$TMP/t.npy"
+has out "as float32"
+[ -s "$TMP/t.npy" ] || { echo "FAIL: no npy written"; fails=$((fails + 1)); }
+run 1 "$CLI" inspect "$HF" --tensor model.layers.0.mlp.down_proj.weight --npy "$TMP/t.npy"
+has err "exists"
+run 0 "$CLI" inspect "$HF" --tensor model.layers.0.mlp.down_proj.weight --npy "$TMP/t.npy" --force
+run 1 "$CLI" inspect "$HF" --tensor no.such.tensor --npy "$TMP/u.npy"
+has err "no tensor named 'no.such.tensor'"
+
+# malformed and refused inputs: exit 1 with the reason
+printf 'GGUF\003\000\000\000' >"$TMP/trunc.gguf"
+run 1 "$CLI" inspect "$TMP/trunc.gguf"
+has err "trunc.gguf"
+has err "truncated"
+printf '\200\002}q\000.' >"$TMP/pytorch_model.bin"
+run 1 "$CLI" inspect "$TMP/pytorch_model.bin"
+has err "pickle"
+has err "Convert it to safetensors"
+printf 'GGUF\000\000\000\003' >"$TMP/be.gguf"
+printf '\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000' >>"$TMP/be.gguf"
+run 1 "$CLI" inspect "$TMP/be.gguf"
+has err "big-endian GGUF not supported"
+run 1 "$CLI" inspect "$TMP/missing.safetensors"
+has err "cannot open"
+finish
