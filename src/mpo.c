@@ -200,6 +200,24 @@ static struct mpoc_workspace *ws_or_new(struct mpoc_workspace *ws, mpoc_workspac
     return *owned;
 }
 
+/* The dense permuted tensor and the offsets that map (i, j) into it. */
+typedef struct dense_map {
+    const float *t;
+    const size_t *row_off, *col_off;
+} dense_map;
+
+static mpoc_status dense_map_build(const mpoc_mpo *mpo, struct mpoc_workspace *ws, dense_map *dm)
+{
+    float *t;
+    size_t *ro, *co;
+    MPOC_TRY(contract_permuted(mpo, ws, &t));
+    MPOC_TRY(permuted_offsets(&mpo->shape, ws, &ro, &co));
+    dm->t = t;
+    dm->row_off = ro;
+    dm->col_off = co;
+    return MPOC_OK;
+}
+
 mpoc_status mpoc_mpo_to_dense(const mpoc_mpo *mpo, mpoc_mat *out, mpoc_workspace *user_ws)
 {
     memset(out, 0, sizeof *out);
@@ -208,20 +226,16 @@ mpoc_status mpoc_mpo_to_dense(const mpoc_mpo *mpo, mpoc_mat *out, mpoc_workspace
     struct mpoc_workspace *ws = ws_or_new(user_ws, &owned);
     if (!ws)
         return MPOC_E_NOMEM;
-    float *t;
-    size_t *ro, *co;
-    mpoc_status st = contract_permuted(mpo, ws, &t);
-    if (st == MPOC_OK)
-        st = permuted_offsets(&mpo->shape, ws, &ro, &co);
+    dense_map dm;
+    mpoc_status st = dense_map_build(mpo, ws, &dm);
     if (st == MPOC_OK)
         st = mpoc_mat_alloc(out, mpo->shape.rows, mpo->shape.cols);
-    if (st == MPOC_OK)
-        for (size_t i = 0; i < out->rows; i++) {
-            const float *src = t + ro[i];
-            float *row = out->data + i * out->cols;
-            for (size_t j = 0; j < out->cols; j++)
-                row[j] = src[co[j]];
-        }
+    for (size_t i = 0; st == MPOC_OK && i < out->rows; i++) {
+        const float *src = dm.t + dm.row_off[i];
+        float *row = out->data + i * out->cols;
+        for (size_t j = 0; j < out->cols; j++)
+            row[j] = src[dm.col_off[j]];
+    }
     mpoc_workspace_free(owned);
     return st;
 }
@@ -238,17 +252,14 @@ mpoc_status mpoc_mpo_rel_error(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_worksp
     struct mpoc_workspace *ws = ws_or_new(user_ws, &owned);
     if (!ws)
         return MPOC_E_NOMEM;
-    float *t;
-    size_t *ro, *co;
-    mpoc_status st = contract_permuted(mpo, ws, &t);
-    if (st == MPOC_OK)
-        st = permuted_offsets(&mpo->shape, ws, &ro, &co);
+    dense_map dm;
+    mpoc_status st = dense_map_build(mpo, ws, &dm);
     if (st == MPOC_OK) {
         double diff = 0.0, norm = 0.0;
         for (size_t i = 0; i < w.rows; i++) {
-            const float *row = w.data + i * w.ld, *src = t + ro[i];
+            const float *row = w.data + i * w.ld, *src = dm.t + dm.row_off[i];
             for (size_t j = 0; j < w.cols; j++) {
-                double d = (double)row[j] - (double)src[co[j]];
+                double d = (double)row[j] - (double)src[dm.col_off[j]];
                 diff += d * d;
                 norm += (double)row[j] * (double)row[j];
             }
