@@ -40,7 +40,7 @@ cmp -s "$HF" "$TMP/in.safetensors" || { echo "FAIL: input was modified"; fails=$
 run 0 "$CLI" convert "$GG" "$TMP/g.safetensors" --dtype bf16
 run 0 "$CLI" inspect "$TMP/g.safetensors"
 has out "BF16"
-has out "general.architecture (string) = \"llama\""
+[ "$HAVE_FIXTURES" = 0 ] || has out "general.architecture (string) = \"llama\""
 run 0 "$CLI" convert "$GG" "$TMP/g2.safetensors" --dtype bf16
 cmp -s "$TMP/g.safetensors" "$TMP/g2.safetensors" || { echo "FAIL: safetensors output not deterministic"; fails=$((fails + 1)); }
 
