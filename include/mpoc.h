@@ -19,5 +19,6 @@
 #include "mpoc_svd.h"
 #include "mpoc_mpo.h"
 #include "mpoc_synth.h"
+#include "mpoc_plot.h"
 
 #endif
