@@ -101,12 +101,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB_OBJ) $(STATIC)
 	@$(if $(V),,echo "  LINK    $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TESTLIB_OBJ) $(STATIC) $(LDLIBS) $(TEST_LIBS)
 
-## demo: factorize a generated 4096×4096 matrix with a slowly decaying spectrum
+## demo: compress a LLaMA-shaped model (the stories260K fixture if present, else `mpoc synth`), decompress it
+DEMO := $(BUILD)/demo
 demo: $(CLI)
-	@mkdir -p $(BUILD)/demo
-	$(CLI) synth-matrix $(BUILD)/demo/w4096.npy --rows 4096 --cols 4096 \
-	    --spectrum power --decay 0.5 --seed 1 --force
-	$(CLI) factor $(BUILD)/demo/w4096.npy --sites 4 --chi 64 --svd auto
+	@mkdir -p $(DEMO)
+	@if [ -f $(FIXTURES)/stories260K-hf/model.safetensors ]; then \
+	    model=$(FIXTURES)/stories260K-hf/model.safetensors; \
+	else \
+	    $(CLI) synth $(DEMO)/synth --force >/dev/null || exit 1; model=$(DEMO)/synth/model.safetensors; \
+	fi; \
+	echo "== mpoc compress $$model (defaults: --eps 0.1, q8_0 cores, f16 centre, error feedback)"; \
+	$(CLI) compress $$model $(DEMO)/model.mpoc.safetensors --force --report $(DEMO)/report.jsonl || exit 1; \
+	echo "== mpoc decompress"; \
+	$(CLI) decompress $(DEMO)/model.mpoc.safetensors $(DEMO)/model.dense.safetensors --force --quiet || exit 1; \
+	ls -l $$model $(DEMO)/model.mpoc.safetensors $(DEMO)/model.dense.safetensors | awk '{print "  " $$5 " bytes  " $$NF}'; \
+	echo "per-tensor report: $(DEMO)/report.jsonl; dense model: $(DEMO)/model.dense.safetensors"
 
 test-bin: $(TEST_BIN) $(CLI)
 
@@ -119,9 +128,11 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
-## bench: build and run the benchmarks (figures are ratios measured in one run)
+## bench: build and run the benchmarks (figures are ratios measured in one run;
+##        BENCH_ARGS="--quick" or names, e.g. BENCH_ARGS="decompose io"; docs/benchmarks.md)
 bench: $(BENCH) $(CLI)
-	$(BENCH) $(BENCH_ARGS)
+	@mkdir -p $(BUILD)/bench
+	$(BENCH) --json $(BUILD)/bench/results.jsonl $(BENCH_ARGS)
 
 ## install: install mpoc, libmpoc, the headers and mpoc.pc under PREFIX
 install: all

@@ -20,5 +20,11 @@
 #include "mpoc_mpo.h"
 #include "mpoc_synth.h"
 #include "mpoc_plot.h"
+#include "mpoc_llama.h"
+#include "mpoc_quant.h"
+#include "mpoc_container.h"
+#include "mpoc_pipeline.h"
+#include "mpoc_sweep.h"
+#include "mpoc_synth_model.h"
 
 #endif

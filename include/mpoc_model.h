@@ -9,7 +9,10 @@
  *
  * Lifetimes: everything a model hands out (tensor records, their names, their
  * data views, metadata records and their strings) is BORROWED from the model
- * and dies with mpoc_model_close. Copy what must outlive it.
+ * and dies with mpoc_model_close. Copy what must outlive it. Data views
+ * point into a read-only MAP_PRIVATE mapping: if another process truncates
+ * the file meanwhile, touching a view raises SIGBUS (mmap's contract; mpoc's
+ * own writer replaces files by rename and never alters a mapped input).
  *
  * Shapes are row-major, outermost dimension first, as in safetensors and
  * numpy. GGUF lists dims fastest-first (ne[0] = row length); mpoc reverses
@@ -222,7 +225,9 @@ mpoc_writer_options mpoc_writer_options_default(void);
 mpoc_status mpoc_writer_create(const char *path, const mpoc_writer_options *opt,
                                mpoc_writer **out);
 
-/* Set a string metadata entry (replaces an earlier one with that key). */
+/* Set a string metadata entry (replaces an earlier one with that key).
+ * Safetensors: key and value must be UTF-8 without NUL bytes
+ * (MPOC_E_UNSUPPORTED). */
 mpoc_status mpoc_writer_set_meta_string(mpoc_writer *w, const char *key, const char *value);
 /* Set a typed entry (GGUF only, except STRING which every format holds):
  * kv->type / elem_type / count / raw must describe a valid GGUF encoding
@@ -234,6 +239,7 @@ mpoc_status mpoc_writer_set_meta_u32(mpoc_writer *w, const char *key, uint32_t v
 /* Copy every metadata entry of m the target can hold: GGUF targets take all
  * typed entries (except general.alignment, which the writer owns);
  * safetensors targets take strings, scalars as decimal text, and skip arrays
+ * and entries whose key or string value is not UTF-8 without NUL bytes
  * (*n_skipped counts them; may be NULL). */
 mpoc_status mpoc_writer_copy_meta(mpoc_writer *w, const mpoc_model *m, size_t *n_skipped);
 
@@ -241,7 +247,9 @@ mpoc_status mpoc_writer_copy_meta(mpoc_writer *w, const mpoc_model *m, size_t *n
  * of the shape). `shape` is row-major outermost first, n_dims <= 4 for GGUF.
  * The target must store the dtype (MPOC_E_UNSUPPORTED), names must be
  * unique and non-empty (GGUF: <= 63 bytes) (MPOC_E_INVAL), GGUF block types
- * need a row length that is a multiple of the block (MPOC_E_SHAPE). */
+ * need a row length that is a multiple of the block (MPOC_E_SHAPE).
+ * MPOC_E_UNSUPPORTED also for a dim above 2^63 - 1 and, for safetensors, a
+ * name that is not UTF-8 or is "__metadata__" (no reader could load it). */
 mpoc_status mpoc_writer_add_raw(mpoc_writer *w, const char *name, mpoc_dtype dtype,
                                 const uint64_t *shape, uint32_t n_dims,
                                 const void *data, uint64_t nbytes);

@@ -37,6 +37,24 @@ static mpoc_status check_policy(const char *path, const mpoc_write_policy *pol)
     return MPOC_OK;
 }
 
+/* Mode for a new output: 0666 minus the process umask, as open(O_CREAT)
+ * would give (mkstemp makes 0600). umask(2) can only be read by setting
+ * it, which races with other threads creating files, so read it from
+ * /proc/self/status (Linux >= 4.7); elsewhere assume the common 022. A
+ * fixed 0644 used to make outputs world-readable under umask 077. */
+static mode_t output_mode(void)
+{
+    unsigned um = 022;
+    char line[128];
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Umask: %o", &um) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (mode_t)(0666u & ~um);
+}
+
 static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -70,7 +88,7 @@ mpoc_status mpoc_out_open(const char *path, const mpoc_write_policy *policy, mpo
         mpoc_out_abort(out);
         MPOC_FAIL(MPOC_E_IO, "'%s': cannot create a temporary file beside it: %s", path, strerror(e));
     }
-    (void)fchmod(out->fd, 0644);
+    (void)fchmod(out->fd, output_mode());
     return MPOC_OK;
 }
 
@@ -115,7 +133,7 @@ static void fsync_dir(const char *path)
     free(dir);
 }
 
-mpoc_status mpoc_out_commit(mpoc_outfile *f)
+mpoc_status mpoc_out_finish(mpoc_outfile *f)
 {
     mpoc_status st = MPOC_OK;
     if (fsync(f->fd) != 0) {
@@ -127,6 +145,12 @@ mpoc_status mpoc_out_commit(mpoc_outfile *f)
         st = MPOC_E_IO;
     }
     f->fd = -1;
+    return st;
+}
+
+mpoc_status mpoc_out_commit(mpoc_outfile *f)
+{
+    mpoc_status st = f->fd >= 0 ? mpoc_out_finish(f) : MPOC_OK;
     if (st == MPOC_OK && rename(f->tmp_path, f->path) != 0) {
         mpoc_log_("'%s': rename into place failed: %s", f->path, strerror(errno));
         st = MPOC_E_IO;

@@ -23,7 +23,12 @@ mpoc_status mpoc_out_open(const char *path, const mpoc_write_policy *policy,
 mpoc_status mpoc_out_write(mpoc_outfile *f, const void *data, size_t n);
 /* Write n zero bytes. */
 mpoc_status mpoc_out_zeros(mpoc_outfile *f, size_t n);
-/* fsync, close, rename into place, fsync the folder; frees f's strings. */
+/* fsync and close the temp file but keep it: a later mpoc_out_commit only
+ * renames it. Lets an output of several files (shards) write and sync all
+ * of them before it replaces any; MPOC_E_IO (the temp stays for abort). */
+mpoc_status mpoc_out_finish(mpoc_outfile *f);
+/* fsync, close (unless finished), rename into place, fsync the folder;
+ * frees f's strings. */
 mpoc_status mpoc_out_commit(mpoc_outfile *f);
 /* Close and delete the temp file; frees f's strings. Safe after commit. */
 void mpoc_out_abort(mpoc_outfile *f);

@@ -66,12 +66,18 @@ bool mpoc_utf8_valid(const uint8_t *buf, size_t len, size_t *bad_at)
     return true;
 }
 
-/* Deepest nesting of [ and { outside strings; stops counting past limit. */
-static size_t json_depth(const char *buf, size_t len, size_t limit)
+/* One pass outside strings: the deepest nesting of [ and {, the number of
+ * structural tokens ([ { , :), which bounds the values jansson would
+ * allocate, and whether an integer literal -0 occurs (jansson reads it as
+ * the integer 0; serde, the reference reader, as the float -0.0, which no
+ * u64 field accepts). Stops early once depth or tokens pass their limit. */
+static void json_prescan(const char *buf, size_t len, size_t depth_limit, size_t *max_depth,
+                         size_t *tokens, bool *neg_zero)
 {
-    size_t depth = 0, max = 0;
+    *neg_zero = false;
+    size_t depth = 0, max = 0, n = 0;
     bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && max <= depth_limit && n <= MPOC_JSON_MAX_TOKENS; i++) {
         char c = buf[i];
         if (in_str) {
             if (c == '\\')
@@ -81,15 +87,20 @@ static size_t json_depth(const char *buf, size_t len, size_t limit)
         } else if (c == '"') {
             in_str = true;
         } else if (c == '[' || c == '{') {
+            n++;
             if (++depth > max)
                 max = depth;
-            if (max > limit)
-                return max;
+        } else if (c == ',' || c == ':') {
+            n++;
+        } else if (c == '-' && i + 1 < len && buf[i + 1] == '0' &&
+                   (i + 2 == len || !strchr("0123456789.eE", buf[i + 2]))) {
+            *neg_zero = true;
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
         }
     }
-    return max;
+    *max_depth = max;
+    *tokens = n;
 }
 
 mpoc_status mpoc_json_parse(const char *buf, size_t len, size_t max_depth, const char *label,
@@ -101,9 +112,17 @@ mpoc_status mpoc_json_parse(const char *buf, size_t len, size_t max_depth, const
     if (memchr(buf, '\0', len))
         MPOC_FAIL(MPOC_E_FORMAT, "%s: JSON text contains a NUL byte at offset %zu", label,
                   (size_t)((const char *)memchr(buf, '\0', len) - buf));
-    size_t depth = json_depth(buf, len, max_depth);
+    size_t depth, tokens;
+    bool neg_zero;
+    json_prescan(buf, len, max_depth, &depth, &tokens, &neg_zero);
     if (depth > max_depth)
         MPOC_FAIL(MPOC_E_FORMAT, "%s: JSON nested deeper than %zu levels", label, max_depth);
+    if (tokens > MPOC_JSON_MAX_TOKENS)
+        MPOC_FAIL(MPOC_E_UNSUPPORTED, "%s: JSON text holds more than %u values (policy cap: "
+                  "parsed, each costs ~20-60 bytes of memory)", label, MPOC_JSON_MAX_TOKENS);
+    if (neg_zero)
+        MPOC_FAIL(MPOC_E_FORMAT, "%s: JSON holds the integer -0, which the reference reader "
+                  "takes for a negative real", label);
     json_error_t err;
     json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
     if (!j)

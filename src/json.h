@@ -31,9 +31,19 @@ typedef enum mpoc_json_kind {
  * failure *bad_at is the offset of the first bad byte. */
 bool mpoc_utf8_valid(const uint8_t *buf, size_t len, size_t *bad_at);
 
+/* Most structural tokens ([ { , :) a document may hold, counted before
+ * jansson runs. jansson spends 20-60 bytes per value, so without it a
+ * 100 MB header of "0,0,0,..." took 2 GB of memory and 13 s; under the cap
+ * the worst case measured is ~370 MB (2.5 M object members, 26 MB). A
+ * typical tensor entry uses ~12 tokens, so every header up to ~40 MB (ours
+ * stay below 25 MB) fits. */
+#define MPOC_JSON_MAX_TOKENS 5000000u
+
 /* Parse exactly one JSON value (whitespace around it allowed: space, tab,
  * CR, LF). `label` names the source in the logged reason. On success the
- * caller owns *root and frees it with mpoc_json_free. MPOC_E_FORMAT. */
+ * caller owns *root and frees it with mpoc_json_free. MPOC_E_FORMAT (also
+ * for an integer literal -0, see json.c); MPOC_E_UNSUPPORTED over
+ * MPOC_JSON_MAX_TOKENS. */
 mpoc_status mpoc_json_parse(const char *buf, size_t len, size_t max_depth, const char *label,
                             mpoc_jv **root);
 void mpoc_json_free(mpoc_jv *root);

@@ -102,7 +102,10 @@ mpoc_status mpoc_model_map_file_(mpoc_model *m, const char *path)
         return MPOC_E_NOMEM;
     mpoc_model_file *f = &m->files[m->n_files];
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (say, a shard name planted in a model
+     * folder) would otherwise block until a writer appears; the S_ISREG
+     * check below then refuses it. No effect on regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         MPOC_FAIL(errno == ENOENT ? MPOC_E_NOTFOUND : MPOC_E_IO, "%s: cannot open: %s", path,
                   strerror(errno));
@@ -439,15 +442,21 @@ mpoc_status mpoc_meta_array_get(const mpoc_meta *kv, uint64_t i, mpoc_meta_value
     if (kv->type != MPOC_META_ARRAY || i >= kv->count)
         return MPOC_E_INVAL;
     uint64_t pos = 0, used = 0, size = mpoc_gguf_scalar_size(kv->elem_type);
-    if (kv->elem_type != MPOC_META_STRING)
-        pos = i * size; /* i < count and count*size == raw_len: no overflow */
-    else
+    if (!kv->raw)
+        return MPOC_E_INVAL;
+    if (kv->elem_type != MPOC_META_STRING) {
+        /* count * size == raw_len for a parsed entry; checked anyway, since
+         * a caller may hand in a record it built itself */
+        if (!mpoc_mul_u64(i, size, &pos) || pos > kv->raw_len)
+            return MPOC_E_INVAL;
+    } else {
         for (uint64_t k = 0; k < i; k++) {
             if (!mpoc_gguf_decode_scalar(kv->elem_type, kv->raw + pos, kv->raw_len - pos, out,
                                          &used))
                 return MPOC_E_FORMAT;
             pos += used;
         }
+    }
     return mpoc_gguf_decode_scalar(kv->elem_type, kv->raw + pos, kv->raw_len - pos, out, &used)
                ? MPOC_OK : MPOC_E_FORMAT;
 }
@@ -666,8 +675,27 @@ static mpoc_status store_meta(mpoc_writer *w, const char *key, mpoc_meta_type ty
     return MPOC_OK;
 }
 
+/* A safetensors header is UTF-8 JSON, and readers (ours, jansson) refuse a
+ * "\u0000" escape: names, keys and string values written into it must be
+ * valid UTF-8 without NUL bytes, or the output could not be read back. GGUF
+ * sources do not guarantee either. */
+static bool st_text_ok(const char *s, size_t n)
+{
+    return !memchr(s, '\0', n) && mpoc_utf8_valid((const uint8_t *)s, n, NULL);
+}
+
+static bool writes_st(const mpoc_writer *w)
+{
+    return w->opt.format != MPOC_FORMAT_GGUF;
+}
+
 static mpoc_status set_string(mpoc_writer *w, const char *key, const char *s, size_t n)
 {
+    if (writes_st(w) && !st_text_ok(s, n))
+        MPOC_FAIL(MPOC_E_UNSUPPORTED, "%s: metadata key '%s': the value is not UTF-8 text "
+                  "without NUL bytes; a safetensors header cannot hold it", w->path, key);
+    if (n > SIZE_MAX - 8)
+        return MPOC_E_NOMEM;
     uint8_t *raw = malloc(n + 8);
     if (!raw)
         return MPOC_E_NOMEM;
@@ -685,6 +713,9 @@ static mpoc_status check_key(const mpoc_writer *w, const char *key)
         MPOC_FAIL(MPOC_E_INVAL, "%s: empty metadata key", w->path);
     if (strlen(key) > MPOC_GGUF_MAX_KEY)
         MPOC_FAIL(MPOC_E_INVAL, "%s: metadata key of %zu bytes is too long", w->path, strlen(key));
+    if (writes_st(w) && !st_text_ok(key, strlen(key)))
+        MPOC_FAIL(MPOC_E_UNSUPPORTED, "%s: metadata key is not valid UTF-8; a safetensors header "
+                  "cannot hold it", w->path);
     return MPOC_OK;
 }
 
@@ -744,9 +775,16 @@ static mpoc_status copy_one(mpoc_writer *w, const mpoc_meta *kv, size_t *skipped
 {
     if (!strcmp(kv->key, "general.alignment"))
         return MPOC_OK; /* the writer owns the layout */
-    if (w->opt.format == MPOC_FORMAT_GGUF || kv->type == MPOC_META_STRING)
+    if (w->opt.format == MPOC_FORMAT_GGUF)
         return mpoc_writer_set_meta(w, kv);
-    if (kv->type == MPOC_META_ARRAY) {
+    bool text_ok = st_text_ok(kv->key, strlen(kv->key));
+    if (kv->type == MPOC_META_STRING) {
+        if (text_ok && kv->value.str && st_text_ok(kv->value.str, kv->value.str_len))
+            return mpoc_writer_set_meta(w, kv);
+        (*skipped)++; /* not UTF-8 (a GGUF source): safetensors cannot hold it */
+        return MPOC_OK;
+    }
+    if (kv->type == MPOC_META_ARRAY || !text_ok) {
         (*skipped)++;
         return MPOC_OK;
     }
@@ -838,6 +876,15 @@ static mpoc_status check_add(mpoc_writer *w, const char *name, mpoc_dtype dtype,
     if (w->opt.format == MPOC_FORMAT_GGUF && strlen(name) > MPOC_GGUF_MAX_NAME)
         MPOC_FAIL(MPOC_E_INVAL, "%s: tensor '%s': name of %zu bytes (GGUF allows %d)", w->path,
                   name, strlen(name), MPOC_GGUF_MAX_NAME);
+    if (writes_st(w) && (!st_text_ok(name, strlen(name)) || !strcmp(name, "__metadata__")))
+        MPOC_FAIL(MPOC_E_UNSUPPORTED, "%s: tensor '%s': a safetensors tensor name must be valid "
+                  "UTF-8 and not \"__metadata__\"", w->path, name);
+    /* Both readers (ours, ggml, serde's u64 JSON numbers) stop at 2^63 - 1;
+     * a larger dim is only possible beside a 0 and would not read back. */
+    for (uint32_t d = 0; d < nd; d++)
+        if (shape[d] > (uint64_t)INT64_MAX)
+            MPOC_FAIL(MPOC_E_UNSUPPORTED, "%s: tensor '%s': dim %u = %llu exceeds 2^63 - 1",
+                      w->path, name, d, (unsigned long long)shape[d]);
     MPOC_TRY(check_dtype_for_format(w, name, dtype, shape, nd));
     uint64_t n;
     if (!mpoc_product_u64(shape, nd, &n))
@@ -1063,9 +1110,10 @@ static mpoc_status shard_paths(const mpoc_writer *w, char **dir, char **stem, ch
     return *dir && *stem && *index ? MPOC_OK : MPOC_E_NOMEM;
 }
 
+/* Write the index into *pending (synced, not yet renamed into place). */
 static mpoc_status write_index(const mpoc_writer *w, const char *index,
                                const mpoc_wtensor **list, const size_t *shard, size_t n,
-                               char **names)
+                               char **names, mpoc_outfile *pending)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
@@ -1090,21 +1138,20 @@ static mpoc_status write_index(const mpoc_writer *w, const char *index,
     free(s);
     if (st == MPOC_OK && b.failed)
         st = MPOC_E_NOMEM;
-    mpoc_outfile out = {.fd = -1};
     if (st == MPOC_OK)
-        st = mpoc_out_open(index, &w->opt.policy, &out);
+        st = mpoc_out_open(index, &w->opt.policy, pending);
     if (st == MPOC_OK)
-        st = mpoc_out_write(&out, b.data, b.len);
+        st = mpoc_out_write(pending, b.data, b.len);
+    if (st == MPOC_OK)
+        st = mpoc_out_finish(pending);
     mpoc_sbuf_free(&b);
-    if (st == MPOC_OK)
-        return mpoc_out_commit(&out);
-    mpoc_out_abort(&out);
     return st;
 }
 
+/* Write every shard into outs[s] (synced, not yet renamed into place). */
 static mpoc_status write_shards(const mpoc_writer *w, const mpoc_wtensor **list, size_t n,
                                 const size_t *shard, size_t n_shards, char **names,
-                                const char *dir, const char *stem)
+                                const char *dir, const char *stem, mpoc_outfile *outs)
 {
     for (size_t s = 0; s < n_shards; s++) {
         size_t len = strlen(dir) + strlen(stem) + 64;
@@ -1129,13 +1176,39 @@ static mpoc_status write_shards(const mpoc_writer *w, const mpoc_wtensor **list,
             memcpy(part, list + i, (j - i) * sizeof *part);
         if (st == MPOC_OK)
             st = mpoc_st_write_file(path, &w->opt.policy, part, j - i, w->kv, w->n_kv,
-                                    w->spool_fd);
+                                    w->spool_fd, &outs[s]);
         free(part);
         free(path);
         MPOC_TRY(st);
         i = j;
     }
     return MPOC_OK;
+}
+
+/* Every shard and then the index is written and synced to its temp file;
+ * only when all of them exist are they renamed into place (index last).
+ * Committing shard by shard used to leave earlier shards replaced when a
+ * later one failed (say its name was taken by a folder): with --force over
+ * an existing checkpoint, new shards beside the old index. */
+static mpoc_status write_then_rename(const mpoc_writer *w, const mpoc_wtensor **list, size_t n,
+                                     const size_t *shard, size_t n_shards, char **names,
+                                     const char *dir, const char *stem, const char *index)
+{
+    mpoc_outfile *outs = calloc(n_shards + 1, sizeof *outs); /* shards, then the index */
+    if (!outs)
+        return MPOC_E_NOMEM;
+    for (size_t s = 0; s <= n_shards; s++)
+        outs[s].fd = -1;
+    mpoc_status st = write_shards(w, list, n, shard, n_shards, names, dir, stem, outs);
+    if (st == MPOC_OK)
+        st = write_index(w, index, list, shard, n, names, &outs[n_shards]);
+    for (size_t s = 0; s <= n_shards; s++)
+        if (st == MPOC_OK)
+            st = mpoc_out_commit(&outs[s]); /* frees its strings whatever happens */
+        else
+            mpoc_out_abort(&outs[s]);
+    free(outs);
+    return st;
 }
 
 static mpoc_status commit_sharded(const mpoc_writer *w, const mpoc_wtensor **list)
@@ -1150,9 +1223,8 @@ static mpoc_status commit_sharded(const mpoc_writer *w, const mpoc_wtensor **lis
     if (st == MPOC_OK) {
         n_shards = assign_shards(list, n, &w->opt, shard);
         names = calloc(n_shards, sizeof *names);
-        st = names ? write_shards(w, list, n, shard, n_shards, names, dir, stem) : MPOC_E_NOMEM;
-        if (st == MPOC_OK)
-            st = write_index(w, index, list, shard, n, names);
+        st = names ? write_then_rename(w, list, n, shard, n_shards, names, dir, stem, index)
+                   : MPOC_E_NOMEM;
         for (size_t s = 0; names && s < n_shards; s++)
             free(names[s]);
     }
@@ -1178,7 +1250,7 @@ mpoc_status mpoc_writer_commit(mpoc_writer *w)
             list[i] = &w->t[i];
         if (st == MPOC_OK && w->opt.format == MPOC_FORMAT_SAFETENSORS)
             st = mpoc_st_write_file(w->path, &w->opt.policy, list, w->n_t, w->kv, w->n_kv,
-                                    w->spool_fd);
+                                    w->spool_fd, NULL);
         else if (st == MPOC_OK)
             st = commit_sharded(w, list);
         free(list);

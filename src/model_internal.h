@@ -100,10 +100,12 @@ struct mpoc_outfile;
 mpoc_status mpoc_spool_copy_(int spool_fd, uint64_t off, uint64_t n, struct mpoc_outfile *out);
 
 /* Write one safetensors file of the tensors `list[0..n)` (reordered here
- * into the canonical order) with metadata kv[0..n_kv) (strings only). */
+ * into the canonical order) with metadata kv[0..n_kv) (strings only).
+ * pending == NULL: commit it. Else leave it written, synced and closed in
+ * *pending for the caller to mpoc_out_commit or mpoc_out_abort. */
 mpoc_status mpoc_st_write_file(const char *path, const mpoc_write_policy *pol,
                                const mpoc_wtensor **list, size_t n, const mpoc_wmeta *kv,
-                               size_t n_kv, int spool_fd);
+                               size_t n_kv, int spool_fd, struct mpoc_outfile *pending);
 /* Canonical order: descending dtype alignment, then name. */
 void mpoc_st_sort(const mpoc_wtensor **list, size_t n);
 /* Element alignment of a dtype in safetensors output (1..8). */

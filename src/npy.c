@@ -247,7 +247,7 @@ static mpoc_status convert_data(const char *path, const npy_header *h, const uin
 mpoc_status mpoc_npy_read(const char *path, mpoc_mat *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* FIFO: no blocking */
     if (fd < 0)
         MPOC_FAIL(errno == ENOENT ? MPOC_E_NOTFOUND : MPOC_E_IO, "'%s': cannot open: %s", path,
                   strerror(errno));

@@ -50,6 +50,19 @@ mpoc_status mpoc_rng_student_t(uint64_t seed, uint64_t stream, double nu, float 
     return MPOC_OK;
 }
 
+mpoc_status mpoc_rng_uniform(uint64_t seed, uint64_t stream, double *x, size_t n)
+{
+    if (n && !x)
+        MPOC_FAIL(MPOC_E_INVAL, "uniform fill: no buffer");
+    gsl_rng *r = make(seed, stream);
+    if (!r)
+        return MPOC_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        x[i] = gsl_rng_uniform(r);
+    gsl_rng_free(r);
+    return MPOC_OK;
+}
+
 const char *mpoc_rng_name(void)
 {
     return "gsl mt19937 (ziggurat gaussian)";

@@ -18,6 +18,9 @@ mpoc_status mpoc_rng_gaussian(uint64_t seed, uint64_t stream, float *x, size_t n
 /* x[i] ← Student-t draws with nu degrees of freedom (heavy tails). */
 mpoc_status mpoc_rng_student_t(uint64_t seed, uint64_t stream, double nu, float *x, size_t n);
 
+/* x[i] ← uniform draws in [0, 1) of stream (seed, stream), in double. */
+mpoc_status mpoc_rng_uniform(uint64_t seed, uint64_t stream, double *x, size_t n);
+
 /* Name of the generator, for reports ("gsl mt19937"). */
 const char *mpoc_rng_name(void);
 

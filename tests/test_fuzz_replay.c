@@ -1,8 +1,8 @@
 /* test_fuzz_replay.c: the fuzz targets' plain-main replay driver.
  *
- * Runs every file of tests/fuzz/corpus/<target>/ (and every case of the
- * generated catalogues, plus their truncations) through the three libFuzzer
- * entry points, compiled here under renamed symbols, so `make test` and
+ * Runs every file of tests/fuzz/corpus/<target>/ through the four libFuzzer
+ * entry points (and every case of the generated catalogues, plus their
+ * truncations, through the three reader targets), compiled here under renamed symbols, so `make test` and
  * `make asan` replay the corpus under the sanitizers without libFuzzer.
  * `test_fuzz_replay --write-corpus DIR` writes the generated seed files
  * (DIR/<target>/<case>) that tests/fuzz/corpus holds. */
@@ -34,6 +34,17 @@
 #define LLVMFuzzerTestOneInput fuzz_model_one
 #include "fuzz/fuzz_model.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_writer_one
+#define walk writer_walk
+#define next writer_next
+#define text writer_text
+#define script writer_script
+#include "fuzz/fuzz_writer.c"
+#undef LLVMFuzzerTestOneInput
+#undef walk
+#undef next
+#undef text
+#undef script
 
 #include "support/modelgen.h"
 #include "support/testlog.h"
@@ -43,10 +54,12 @@ typedef int (*fuzz_fn)(const uint8_t *, size_t);
 static const struct target {
     const char *name;
     fuzz_fn fn;
+    bool catalogue; /* also fed the generated model files (readers only) */
 } targets[] = {
-    {"safetensors", fuzz_safetensors_one},
-    {"gguf", fuzz_gguf_one},
-    {"model", fuzz_model_one},
+    {"safetensors", fuzz_safetensors_one, true},
+    {"gguf", fuzz_gguf_one, true},
+    {"model", fuzz_model_one, true},
+    {"writer", fuzz_writer_one, false},
 };
 
 static const char *corpus_root(void)
@@ -106,7 +119,8 @@ static void test_generated(void **state)
         else
             mg_gguf_case(i - ns, &b);
         for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++)
-            for (size_t len = i == 0 || i == ns ? 0 : b.len; len <= b.len; len++)
+            for (size_t len = i == 0 || i == ns ? 0 : b.len; len <= b.len && targets[t].catalogue;
+                 len++)
                 targets[t].fn(b.data, len);
     }
     mg_free(&b);
@@ -116,7 +130,7 @@ static int write_corpus(const char *root)
 {
     mg_buf b = {0};
     mkdir(root, 0755);
-    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0] && targets[t].catalogue; t++) {
         char *dir = tl_path(root, targets[t].name);
         mkdir(dir, 0755);
         size_t ns = mg_st_case_count(), ng = mg_gguf_case_count();

@@ -98,6 +98,17 @@ static void test_valid_contents(void **state)
     assert_int_equal(v.str_len, 2);
     assert_memory_equal(v.str, "yz", 2);
     assert_int_equal(mpoc_meta_array_get(kv, 2, &v), MPOC_E_INVAL);
+    /* a caller-built record whose count exceeds its bytes: refused, where
+     * the old code computed raw_len - pos with pos > raw_len (a huge
+     * bound) and read past the buffer */
+    uint8_t two[8] = {1, 0, 0, 0, 2, 0, 0, 0};
+    mpoc_meta forged = {.key = "f", .type = MPOC_META_ARRAY, .elem_type = MPOC_META_U32,
+                        .count = 1000, .raw = two, .raw_len = sizeof two};
+    assert_int_equal(mpoc_meta_array_get(&forged, 1, &v), MPOC_OK);
+    assert_int_equal(v.u, 2);
+    assert_int_equal(mpoc_meta_array_get(&forged, 3, &v), MPOC_E_INVAL);
+    forged.count = UINT64_MAX;
+    assert_int_equal(mpoc_meta_array_get(&forged, UINT64_MAX / 2, &v), MPOC_E_INVAL);
     assert_int_equal(mpoc_model_meta_find(m, "test.flag", &kv), MPOC_OK);
     assert_int_equal(kv->value.u, 1);
     mpoc_model_close(m);

@@ -1,6 +1,7 @@
 /* test_model.c: the format-neutral model layer: detection, the fixtures in
  * both formats, sharded checkpoints (written and hand-made, unsafe shard
  * names), pickle/zip refusal, matrix shapes and cross-format copies. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -273,6 +275,105 @@ static void test_sharded_index_defects(void **state)
             fail_msg("index case %zu: expected %s, got %s (%s)", i,
                      mpoc_strerror(cases[i].expect), mpoc_strerror(st), tl_last());
     }
+    /* A shard that is a FIFO used to block open() forever (no writer ever
+     * comes); now it is refused as "not a regular file". alarm() turns a
+     * regression into a failure rather than a hung suite. */
+    char *fifo = tl_path(dir, "fifo.safetensors");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20);
+    assert_int_equal(open_index(dir, MAP("s1.safetensors", "s1.safetensors", "fifo.safetensors")),
+                     MPOC_E_IO);
+    mpoc_model *m;
+    assert_int_equal(mpoc_model_open(fifo, &m), MPOC_E_IO);
+    alarm(0);
+    free(fifo);
+    tl_rmdir(dir);
+}
+
+/* An index of N entries whose shard lacks the last one: the "missing"
+ * check used a nested scan, N²/2 name comparisons (hours for N = 10^6).
+ * With N = 100000 the old code needed ~5·10^9 strcmp (50 s here, minutes
+ * under the sanitizers, where alarm() fails it instead of hanging); the
+ * fixed check takes under a second (~30 s under valgrind). */
+static void test_sharded_index_missing_is_fast(void **state)
+{
+    (void)state;
+    enum { N = 100000, ENTRY = 96 };
+    char *dir = tl_tempdir(), *hdr = malloc((size_t)N * ENTRY), *idx = malloc((size_t)N * 40);
+    assert_non_null(hdr);
+    assert_non_null(idx);
+    size_t h = 0, k = 0;
+    h += (size_t)sprintf(hdr + h, "{");
+    for (size_t i = 0; i + 1 < N; i++)
+        h += (size_t)sprintf(hdr + h, "%s\"t%05zu\":{\"dtype\":\"U8\",\"shape\":[],"
+                             "\"data_offsets\":[%zu,%zu]}", i ? "," : "", i, i, i + 1);
+    sprintf(hdr + h, "}");
+    k += (size_t)sprintf(idx + k, "{\"weight_map\":{");
+    for (size_t i = 0; i < N; i++)
+        k += (size_t)sprintf(idx + k, "%s\"t%05zu\":\"s.safetensors\"", i ? "," : "", i);
+    sprintf(idx + k, "}}");
+    mg_buf b = {0};
+    mg_st_from_header(&b, hdr, N - 1);
+    char *sp = tl_path(dir, "s.safetensors"), *ip = tl_path(dir, "model.safetensors.index.json");
+    assert_int_equal(mg_write_file(sp, b.data, b.len), 0);
+    assert_int_equal(mg_write_file(ip, idx, strlen(idx)), 0);
+    mpoc_model *m;
+    tl_reset();
+    alarm(100);
+    assert_int_equal(mpoc_model_open(ip, &m), MPOC_E_FORMAT);
+    alarm(0);
+    assert_true(tl_contains("tensor 't99999' of the weight map is missing"));
+    mg_free(&b);
+    free(hdr);
+    free(idx);
+    free(sp);
+    free(ip);
+    tl_rmdir(dir);
+}
+
+/* A sharded output replaces nothing until every file is written: when the
+ * second shard cannot be created (its name is taken by a folder), the first
+ * destination keeps its old bytes and no temp or index is left behind.
+ * Before, shard 1 was already renamed over the old one. */
+static void test_sharded_output_all_or_nothing(void **state)
+{
+    (void)state;
+    char *dir = tl_tempdir(), *out = tl_path(dir, "out");
+    assert_int_equal(mkdir(out, 0755), 0);
+    char *s1 = tl_path(out, "model-00001-of-00002.safetensors");
+    char *s2 = tl_path(out, "model-00002-of-00002.safetensors");
+    assert_int_equal(mg_write_file(s1, "OLD", 3), 0);
+    assert_int_equal(mkdir(s2, 0755), 0);
+    mpoc_writer_options o = mpoc_writer_options_default();
+    o.format = MPOC_FORMAT_SAFETENSORS_SHARDED;
+    o.shard_size = 1; /* one tensor per shard */
+    o.policy.overwrite = true;
+    mpoc_writer *w;
+    uint64_t shape[1] = {1};
+    float one = 1.0f;
+    assert_int_equal(mpoc_writer_create(out, &o, &w), MPOC_OK);
+    assert_int_equal(mpoc_writer_add_f32(w, "a", MPOC_DTYPE_F32, shape, 1, &one), MPOC_OK);
+    assert_int_equal(mpoc_writer_add_f32(w, "b", MPOC_DTYPE_F32, shape, 1, &one), MPOC_OK);
+    tl_reset();
+    assert_int_equal(mpoc_writer_commit(w), MPOC_E_EXISTS);
+    assert_true(tl_contains("not a regular file"));
+    size_t len;
+    unsigned char *old = tl_read_file(s1, &len);
+    assert_non_null(old);
+    assert_int_equal(len, 3);
+    assert_memory_equal(old, "OLD", 3);
+    free(old);
+    DIR *d = opendir(out);
+    struct dirent *e;
+    size_t entries = 0;
+    while ((e = readdir(d)))
+        entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    assert_int_equal(entries, 2); /* the old shard and the folder: nothing else */
+    rmdir(s2);
+    free(s1);
+    free(s2);
+    free(out);
     tl_rmdir(dir);
 }
 
@@ -384,6 +485,86 @@ static void test_cross_format(void **state)
     tl_rmdir(dir);
 }
 
+/* Copy a GGUF (in memory) to a safetensors file at `path` the way
+ * `mpoc convert` does; returns the first failing status. */
+static mpoc_status gguf_to_st(const mg_buf *b, const char *path, size_t *skipped)
+{
+    mpoc_model *g;
+    mpoc_status st = mpoc_model_open_memory(b->data, b->len, "hostile", &g);
+    if (st != MPOC_OK)
+        return st;
+    mpoc_writer_options o = mpoc_writer_options_default();
+    o.policy.overwrite = true;
+    mpoc_writer *w;
+    st = mpoc_writer_create(path, &o, &w);
+    if (st == MPOC_OK)
+        st = mpoc_writer_copy_meta(w, g, skipped);
+    for (size_t i = 0; st == MPOC_OK && i < mpoc_model_tensor_count(g); i++)
+        st = mpoc_writer_add_tensor(w, mpoc_model_tensor(g, i), NULL);
+    if (st == MPOC_OK)
+        st = mpoc_writer_commit(w);
+    else if (w)
+        mpoc_writer_abort(w);
+    mpoc_model_close(g);
+    return st;
+}
+
+/* GGUF strings need not be UTF-8 and values may hold NUL bytes; a tensor
+ * may be called "__metadata__". Copied into safetensors, each used to give
+ * a file no reader (ours included) accepts. Now: names are refused, such
+ * metadata is skipped and counted, and whatever is written reads back. */
+static void test_gguf_text_to_safetensors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *key, *val;
+        size_t nlen, vlen;
+        mpoc_status expect;
+        size_t skipped;
+    } cases[] = {
+        {"ok", "k", "v", 2, 1, MPOC_OK, 0},
+        {"bad\xff", "k", "v", 4, 1, MPOC_E_UNSUPPORTED, 0},
+        {"\xc0\x80", "k", "v", 2, 1, MPOC_E_UNSUPPORTED, 0}, /* overlong NUL */
+        {"__metadata__", "k", "v", 12, 1, MPOC_E_UNSUPPORTED, 0},
+        {"ok", "k\xfe", "v", 2, 1, MPOC_OK, 1},
+        {"ok", "k", "v\xed\xa0\x80", 2, 4, MPOC_OK, 1}, /* surrogate */
+        {"ok", "k", "a\0b", 2, 3, MPOC_OK, 1},
+    };
+    char *dir = tl_tempdir(), *p = tl_path(dir, "o.safetensors");
+    mg_buf b = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mg_gguf_one(&b, cases[i].name, cases[i].nlen, cases[i].key, cases[i].val,
+                    cases[i].vlen);
+        size_t skipped = 99;
+        mpoc_status st = gguf_to_st(&b, p, &skipped);
+        if (st != cases[i].expect)
+            fail_msg("case %zu: expected %s, got %s (%s)", i, mpoc_strerror(cases[i].expect),
+                     mpoc_strerror(st), tl_last());
+        if (st != MPOC_OK)
+            continue;
+        assert_int_equal(skipped, cases[i].skipped);
+        mpoc_model *m;
+        if (mpoc_model_open(p, &m) != MPOC_OK)
+            fail_msg("case %zu: the output does not read back (%s)", i, tl_last());
+        assert_int_equal(mpoc_model_tensor_count(m), 1);
+        mpoc_model_close(m);
+    }
+    /* the direct API refuses what the header cannot hold */
+    mpoc_writer *w;
+    uint64_t shape[2] = {0, (uint64_t)INT64_MAX + 1};
+    assert_int_equal(mpoc_writer_create(p, NULL, &w), MPOC_OK);
+    assert_int_equal(mpoc_writer_set_meta_string(w, "k", "\xff"), MPOC_E_UNSUPPORTED);
+    assert_int_equal(mpoc_writer_set_meta_string(w, "\xff", "v"), MPOC_E_UNSUPPORTED);
+    assert_int_equal(mpoc_writer_add_raw(w, "z", MPOC_DTYPE_F32, shape, 2, NULL, 0),
+                     MPOC_E_UNSUPPORTED);
+    shape[1] = INT64_MAX;
+    assert_int_equal(mpoc_writer_add_raw(w, "z", MPOC_DTYPE_F32, shape, 2, NULL, 0), MPOC_OK);
+    mpoc_writer_abort(w);
+    mg_free(&b);
+    free(p);
+    tl_rmdir(dir);
+}
+
 int main(void)
 {
     tl_install();
@@ -392,9 +573,12 @@ int main(void)
         cmocka_unit_test(test_fixture_folder),
         cmocka_unit_test(test_sharded_roundtrip),
         cmocka_unit_test(test_sharded_index_defects),
+        cmocka_unit_test(test_sharded_index_missing_is_fast),
+        cmocka_unit_test(test_sharded_output_all_or_nothing),
         cmocka_unit_test(test_pickle_zip_refused),
         cmocka_unit_test(test_matrix_shapes),
         cmocka_unit_test(test_cross_format),
+        cmocka_unit_test(test_gguf_text_to_safetensors),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "numtest.h"
@@ -123,6 +124,11 @@ static void test_malformed(void **state)
     mpoc_mat m;
     assert_int_equal(mpoc_npy_read(path_of("magic.npy"), &m), MPOC_E_FORMAT);
     assert_int_equal(mpoc_npy_read(path_of("missing.npy"), &m), MPOC_E_NOTFOUND);
+    /* a FIFO is refused at once, not waited on (alarm: a hang fails) */
+    assert_int_equal(mkfifo(path_of("fifo.npy"), 0600), 0);
+    alarm(20);
+    assert_int_equal(mpoc_npy_read(path_of("fifo.npy"), &m), MPOC_E_IO);
+    alarm(0);
     /* every prefix of a valid file is rejected, never over-read */
     write_npy("ok.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", f, 16, 0);
     FILE *src = fopen(path_of("ok.npy"), "rb");

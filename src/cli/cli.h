@@ -19,6 +19,14 @@ int cli_cmd_factor(int argc, char **argv);
 int cli_cmd_synth_matrix(int argc, char **argv);
 int cli_cmd_inspect(int argc, char **argv);
 int cli_cmd_convert(int argc, char **argv);
+int cli_cmd_compress(int argc, char **argv);
+int cli_cmd_decompress(int argc, char **argv);
+int cli_cmd_prune(int argc, char **argv);
+int cli_cmd_synth(int argc, char **argv);
+int cli_cmd_generate(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_sweep(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
 
 /* Print "mpoc <cmd>: <formatted message>" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -33,5 +41,14 @@ bool cli_parse_double(const char *s, double *out);
 
 /* True when stderr is a terminal (progress output is shown only then). */
 bool cli_stderr_is_tty(void);
+
+/* Sweep records and plots (sweep_out.c), shared by sweep and bench. */
+#include <stdio.h>
+void cli_sweep_csv_header(FILE *f);
+void cli_sweep_write_record(FILE *f, bool csv, const mpoc_sweep_record *r);
+int cli_sweep_plot(const char *cmd, const mpoc_sweep_record *recs, size_t n, bool by_chi,
+                   const char *title, const char *path, const mpoc_write_policy *pol);
+/* "f16,q8_0" into distinct core types (at most MPOC_QUANT_COUNT_). */
+bool cli_parse_quant_list(const char *s, mpoc_quant_type *out, size_t *n);
 
 #endif

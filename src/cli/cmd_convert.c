@@ -206,8 +206,9 @@ static mpoc_status copy_meta(const convert_args *a, mpoc_writer *w, const mpoc_m
     size_t skipped = 0;
     mpoc_status st = mpoc_writer_copy_meta(w, m, &skipped);
     if (st == MPOC_OK && skipped)
-        fprintf(stderr, "mpoc convert: %zu array metadata entries (e.g. the tokenizer) cannot be "
-                "stored in safetensors metadata; dropped\n", skipped);
+        fprintf(stderr, "mpoc convert: %zu metadata entries (arrays such as the tokenizer, or "
+                "text that is not UTF-8) cannot be stored in safetensors metadata; dropped\n",
+                skipped);
     const mpoc_meta *kv;
     if (st == MPOC_OK && a->has_dtype && a->format == MPOC_FORMAT_GGUF &&
         mpoc_model_meta_find(m, "general.file_type", &kv) == MPOC_OK)

@@ -61,19 +61,63 @@ static int parse_args(int argc, char **argv, inspect_args *a)
 
 /* ---- values ---- */
 
-/* Print s (n bytes) quoted, control bytes escaped, cut at `max`. */
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if there is
+ * none or it encodes a C1 control (U+0080..U+009F). */
+static size_t utf8_printable_len(const unsigned char *p, size_t n)
+{
+    size_t k = p[0] < 0xC2 ? 0 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : p[0] < 0xF5 ? 4 : 0;
+    if (k == 0 || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    if ((k == 2 && p[0] == 0xC2 && p[1] < 0xA0) || (k == 3 && p[0] == 0xE0 && p[1] < 0xA0) ||
+        (k == 3 && p[0] == 0xED && p[1] >= 0xA0) || (k == 4 && p[0] == 0xF0 && p[1] < 0x90) ||
+        (k == 4 && p[0] == 0xF4 && p[1] >= 0x90))
+        return 0;
+    return k;
+}
+
+/* Print s (n bytes, from the file) so that it cannot drive the terminal:
+ * C0/C1 controls, DEL and bytes that are not valid UTF-8 become \xNN (and
+ * `"`, `\` become \", \\ when `quote`). Stops after `max` bytes; returns
+ * the characters printed, for padding. */
+static size_t print_escaped(const char *s, size_t n, size_t max, bool quote)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t cols = 0;
+    for (size_t i = 0; i < n && i < max;) {
+        unsigned char c = u[i];
+        size_t k = c >= 0x80 ? utf8_printable_len(u + i, n - i) : 1;
+        if (quote && (c == '"' || c == '\\')) {
+            printf("\\%c", c);
+            cols += 2;
+        } else if (c < 0x20 || c == 0x7f || k == 0) {
+            printf("\\x%02x", c);
+            cols += 4;
+            k = 1;
+        } else {
+            fwrite(u + i, 1, k, stdout);
+            cols++;
+        }
+        i += k;
+    }
+    return cols;
+}
+
+/* A name or key from the file, escaped, padded to `width` columns. */
+static void print_name(const char *s, int width)
+{
+    size_t cols = print_escaped(s, strlen(s), SIZE_MAX, false);
+    for (; cols < (size_t)width; cols++)
+        putchar(' ');
+}
+
+/* Print s (n bytes) quoted and escaped, cut at `max`. */
 static void print_quoted(const char *s, size_t n, size_t max)
 {
     putchar('"');
-    for (size_t i = 0; i < n && i < max; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            printf("\\x%02x", c);
-        else
-            putchar(c);
-    }
+    print_escaped(s, n, max, true);
     putchar('"');
     if (n > max)
         printf("… (%zu bytes)", n);
@@ -96,12 +140,16 @@ static void print_scalar(const mpoc_meta_value *v)
 static void print_meta(const mpoc_meta *kv)
 {
     if (kv->type != MPOC_META_ARRAY) {
-        printf("  %s (%s) = ", kv->key, mpoc_meta_type_name(kv->type));
+        printf("  ");
+        print_name(kv->key, 0);
+        printf(" (%s) = ", mpoc_meta_type_name(kv->type));
         print_scalar(&kv->value);
         putchar('\n');
         return;
     }
-    printf("  %s (array of %llu %s) = [", kv->key, (unsigned long long)kv->count,
+    printf("  ");
+    print_name(kv->key, 0);
+    printf(" (array of %llu %s) = [", (unsigned long long)kv->count,
            mpoc_meta_type_name(kv->elem_type));
     for (uint64_t i = 0; i < kv->count && i < ARRAY_HEAD; i++) {
         mpoc_meta_value v;
@@ -144,6 +192,8 @@ static double bits_per_weight(totals t)
 
 /* ---- text ---- */
 
+static void print_container(const mpoc_model *m);
+
 static void print_text(const char *path, const mpoc_model *m)
 {
     mpoc_format f = mpoc_model_format(m);
@@ -161,13 +211,16 @@ static void print_text(const char *path, const mpoc_model *m)
         const mpoc_tensor *t = mpoc_model_tensor(m, i);
         char shape[160];
         shape_text(t, shape, sizeof shape);
-        printf("  %-48s %-8s %-20s %12llu%s\n", t->name, mpoc_dtype_name(t->dtype), shape,
+        printf("  ");
+        print_name(t->name, 48);
+        printf(" %-8s %-20s %12llu%s\n", mpoc_dtype_name(t->dtype), shape,
                (unsigned long long)t->nbytes, mpoc_tensor_can_read(t) ? "" : "  (no float32 reader)");
     }
     totals tt = sum_tensors(m);
     printf("totals: %zu tensors, %llu parameters, %llu bytes, %.4f bits/weight\n",
            mpoc_model_tensor_count(m), (unsigned long long)tt.params,
            (unsigned long long)tt.bytes, bits_per_weight(tt));
+    print_container(m);
 }
 
 /* ---- JSON ---- */
@@ -238,6 +291,77 @@ static json_t *jtensor(const mpoc_tensor *t)
     return o;
 }
 
+/* ---- mpoc containers: per-tensor ranks, core types, bytes, bits/weight ---- */
+
+static uint64_t entry_elems(const mpoc_container_entry *e)
+{
+    return (uint64_t)e->shape.rows * e->shape.cols;
+}
+
+static void print_container(const mpoc_model *m)
+{
+    if (!mpoc_container_detect(m))
+        return;
+    mpoc_container *c;
+    if (mpoc_container_open(m, &c) != MPOC_OK) {
+        printf("mpo tensors: invalid container (reason above)\n");
+        return;
+    }
+    size_t n = mpoc_container_count(c);
+    uint64_t bytes = 0, elems = 0;
+    printf("mpo tensors: %zu (name, shape, ranks, core types, bytes, bits/weight, error)\n", n);
+    for (size_t i = 0; i < n; i++) {
+        const mpoc_container_entry *e = mpoc_container_entry_at(c, i);
+        printf("  ");
+        print_name(e->name, 48);
+        printf(" %zux%zu ranks ", e->shape.rows, e->shape.cols);
+        for (size_t k = 0; k <= e->shape.sites; k++)
+            printf("%s%zu", k ? "-" : "", e->ranks[k]);
+        printf(" ");
+        for (size_t k = 0; k < e->shape.sites; k++)
+            printf("%s%s", k ? "," : "", mpoc_quant_name(e->types[k]));
+        printf(" %llu bytes %.3f bits/weight", (unsigned long long)e->bytes,
+               8.0 * (double)e->bytes / (double)entry_elems(e));
+        if (e->rel_error == e->rel_error)
+            printf(" err %.4g", e->rel_error);
+        printf("\n");
+        bytes += e->bytes;
+        elems += entry_elems(e);
+    }
+    if (elems)
+        printf("mpo totals: %llu bytes for %llu weights, %.3f bits/weight\n",
+               (unsigned long long)bytes, (unsigned long long)elems, 8.0 * (double)bytes / (double)elems);
+    mpoc_container_close(c);
+}
+
+static json_t *jcontainer(const mpoc_model *m)
+{
+    mpoc_container *c;
+    if (!mpoc_container_detect(m) || mpoc_container_open(m, &c) != MPOC_OK)
+        return NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < mpoc_container_count(c); i++) {
+        const mpoc_container_entry *e = mpoc_container_entry_at(c, i);
+        json_t *o = json_object(), *ranks = json_array(), *types = json_array();
+        for (size_t k = 0; k <= e->shape.sites; k++)
+            json_array_append_new(ranks, json_integer((json_int_t)e->ranks[k]));
+        for (size_t k = 0; k < e->shape.sites; k++)
+            json_array_append_new(types, json_string(mpoc_quant_name(e->types[k])));
+        json_object_set_new(o, "name", jstr(e->name, strlen(e->name)));
+        json_object_set_new(o, "rows", json_integer((json_int_t)e->shape.rows));
+        json_object_set_new(o, "cols", json_integer((json_int_t)e->shape.cols));
+        json_object_set_new(o, "ranks", ranks);
+        json_object_set_new(o, "core_types", types);
+        json_object_set_new(o, "bytes", json_integer((json_int_t)e->bytes));
+        json_object_set_new(o, "bits_per_weight", json_real(8.0 * (double)e->bytes / (double)entry_elems(e)));
+        if (e->rel_error == e->rel_error)
+            json_object_set_new(o, "rel_error", json_real(e->rel_error));
+        json_array_append_new(arr, o);
+    }
+    mpoc_container_close(c);
+    return arr;
+}
+
 static json_t *jmodel(const char *path, const mpoc_model *m)
 {
     json_t *o = json_object(), *files = json_array(), *meta = json_array(), *ts = json_array();
@@ -267,6 +391,9 @@ static json_t *jmodel(const char *path, const mpoc_model *m)
     json_object_set_new(o, "metadata", meta);
     json_object_set_new(o, "tensors", ts);
     json_object_set_new(o, "totals", tot);
+    json_t *mpo = jcontainer(m);
+    if (mpo)
+        json_object_set_new(o, "mpo", mpo);
     return o;
 }
 
@@ -282,9 +409,19 @@ static int extract(const inspect_args *a, const mpoc_model *m)
     st = mpoc_tensor_read_f32(t, &x);
     if (st != MPOC_OK)
         return cli_fail("inspect", st, a->tensor);
-    const char *inputs[1] = {a->files[0]};
-    mpoc_write_policy pol = {a->force, inputs, 1};
+    /* never over the argument nor any file of the model (index, shards) */
+    size_t nin = mpoc_model_file_count(m);
+    const char **inputs = calloc(nin + 1, sizeof *inputs);
+    if (!inputs) {
+        mpoc_mat_free(&x);
+        return cli_fail("inspect", MPOC_E_NOMEM, a->npy);
+    }
+    inputs[0] = a->files[0];
+    for (size_t i = 0; i < nin; i++)
+        inputs[i + 1] = mpoc_model_file_path(m, i);
+    mpoc_write_policy pol = {a->force, inputs, nin + 1};
     st = mpoc_npy_write(a->npy, mpoc_mat_view_of(&x), &pol);
+    free(inputs);
     if (st == MPOC_OK)
         printf("wrote %s: '%s' %s as float32 %zux%zu\n", a->npy, t->name,
                mpoc_dtype_name(t->dtype), x.rows, x.cols);

@@ -19,6 +19,14 @@ static const command commands[] = {
     {"inspect", cli_cmd_inspect, "list a model file's format, metadata and tensors; extract one as .npy"},
     {"convert", cli_cmd_convert, "rewrite a model as safetensors (single or sharded) or GGUF, optionally in another dtype"},
     {"factor", cli_cmd_factor, "factorize a .npy matrix into an MPO and report size and error"},
+    {"generate", cli_cmd_generate, "greedy-decode a LLaMA model from BOS and print the token ids"},
+    {"eval", cli_cmd_eval, "compare two LLaMA models: KL divergence, top-1 agreement, perplexity, speed"},
+    {"compress", cli_cmd_compress, "compress a model's weight matrices into quantized MPO cores (same format)"},
+    {"decompress", cli_cmd_decompress, "turn an mpoc container back into a dense model"},
+    {"prune", cli_cmd_prune, "prune the bonds of an mpoc container further, without the original"},
+    {"synth", cli_cmd_synth, "write a deterministic small LLaMA-shaped model (safetensors + config.json)"},
+    {"sweep", cli_cmd_sweep, "measure error vs size over a grid of settings, against SVD and q8_0/q4_0 baselines"},
+    {"bench", cli_cmd_bench, "run a bench suite: sweeps with baselines, timings, GFLOP/s, plots"},
     {"synth-matrix", cli_cmd_synth_matrix, "write a generated test matrix with a chosen spectrum as .npy"},
 };
 

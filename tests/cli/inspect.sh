@@ -64,4 +64,31 @@ run 1 "$CLI" inspect "$TMP/be.gguf"
 has err "big-endian GGUF not supported"
 run 1 "$CLI" inspect "$TMP/missing.safetensors"
 has err "cannot open"
+
+# names, keys and values from a file never reach the terminal raw: an ESC
+# (title change), a C1 CSI (U+009B) and a stray 0xFF are printed escaped
+/usr/bin/python3 - "$TMP/esc.gguf" <<'PY'
+import struct, sys
+def s(b): return struct.pack('<Q', len(b)) + b
+name, key, val = b'w\x1b]0;pwned\x07', b'k\xc2\x9b2J', b'v\xff\x1b[2J'
+h = b'GGUF' + struct.pack('<IQQ', 3, 1, 1) + s(key) + struct.pack('<I', 8) + s(val)
+h += s(name) + struct.pack('<IQIQ', 1, 1, 0, 0)
+h += b'\0' * (-len(h) % 32) + struct.pack('<f', 1.0) + b'\0' * 28
+open(sys.argv[1], 'wb').write(h)
+PY
+run 0 "$CLI" inspect "$TMP/esc.gguf"
+has out 'w\x1b]0;pwned\x07'
+has out 'k\xc2\x9b2J (string) = "v\xff\x1b[2J"'
+if LC_ALL=C grep -q "$(printf '\033')" "$TMP/out" || LC_ALL=C grep -q "$(printf '\302\233')" "$TMP/out"; then
+    echo "FAIL: raw control bytes from the file reached stdout"; fails=$((fails + 1))
+fi
+
+# --npy never replaces a file of the model, shards included
+run 0 "$CLI" convert "$HF" "$TMP/shards" --shard-size 40000
+shard=$(ls "$TMP/shards" | grep -m1 'model-00001-of-')
+cp "$TMP/shards/$shard" "$TMP/shard.copy"
+tname=$(/usr/bin/python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))["weight_map"])[0])' "$TMP/shards/model.safetensors.index.json")
+run 1 "$CLI" inspect "$TMP/shards" --tensor "$tname" --npy "$TMP/shards/$shard" --force
+has err "is the input"
+cmp -s "$TMP/shards/$shard" "$TMP/shard.copy" || { echo "FAIL: a shard was replaced"; fails=$((fails + 1)); }
 finish

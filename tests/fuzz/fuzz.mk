@@ -5,8 +5,10 @@
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
-FUZZ_TARGETS := safetensors gguf model
-FUZZ_FLAGS   := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer \
+FUZZ_TARGETS := safetensors gguf model writer
+# -fopenmp: the library has OpenMP loops (pipeline, sweeps); the fuzzers
+# link every library source, so they need the runtime too.
+FUZZ_FLAGS   := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer -fopenmp \
                 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(PKG_CFLAGS)
 
 .PHONY: fuzz fuzz-bin fuzz-corpus

@@ -6,7 +6,10 @@
  * succeeds (allocating only that tensor) or fails with UNSUPPORTED (no
  * reader for the dtype) or SHAPE (no elements) — never a crash. A
  * successfully opened model is also written back through the writer in its
- * own format and reopened: the same tensors come back byte for byte. */
+ * own format and in the other one and reopened: the writer may refuse what
+ * the target cannot hold (a dtype, a GGUF name > 63 bytes, a non-UTF-8 name
+ * in safetensors), but whatever it commits reads back, with the same tensors
+ * byte for byte. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +37,7 @@ static void walk(const mpoc_model *m)
     }
 }
 
-static void rewrite(const mpoc_model *m)
+static void rewrite(const mpoc_model *m, mpoc_format format)
 {
     char path[] = "/tmp/mpoc-fuzz-XXXXXX";
     int fd = mkstemp(path);
@@ -42,8 +45,7 @@ static void rewrite(const mpoc_model *m)
         return;
     close(fd);
     mpoc_writer_options o = mpoc_writer_options_default();
-    o.format = mpoc_model_format(m) == MPOC_FORMAT_GGUF ? MPOC_FORMAT_GGUF
-                                                        : MPOC_FORMAT_SAFETENSORS;
+    o.format = format;
     o.policy.overwrite = true;
     mpoc_writer *w;
     mpoc_status st = mpoc_writer_create(path, &o, &w);
@@ -75,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mpoc_model_open_memory(data, size, "fuzz", &m) != MPOC_OK)
         return 0;
     walk(m);
-    rewrite(m);
+    rewrite(m, MPOC_FORMAT_GGUF);
+    rewrite(m, MPOC_FORMAT_SAFETENSORS);
     mpoc_model_close(m);
     return 0;
 }

@@ -40,4 +40,10 @@ mg_case mg_gguf_case(size_t i, mg_buf *out);
  * (uint8_t)k). */
 void mg_st_from_header(mg_buf *out, const char *header, size_t data_len);
 
+/* A GGUF v3 file with one string KV (key, value of vlen bytes) and one F32
+ * tensor of one element (1.0) named by nlen bytes: for names, keys and
+ * values a GGUF may hold but another format may not (non-UTF-8, NUL). */
+void mg_gguf_one(mg_buf *out, const char *name, size_t nlen, const char *key, const char *val,
+                 size_t vlen);
+
 #endif

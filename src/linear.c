@@ -1,0 +1,168 @@
+/* linear.c: linear operators y = W·x, dense or MPO (mpoc_llama.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "linalg.h"
+#include "mpoc_llama.h"
+#include "util.h"
+
+struct mpoc_linear {
+    mpoc_linear_kind kind;
+    size_t rows, cols; /* W is rows × cols = [out, in] */
+    mpoc_mat dense;    /* DENSE: rows × cols, owned */
+    mpoc_mpo mpo;      /* MPO: owned cores */
+};
+
+mpoc_status mpoc_linear_new_dense(mpoc_mat *w, mpoc_linear **out)
+{
+    *out = NULL;
+    if (!w || !w->data || w->rows == 0 || w->cols == 0)
+        MPOC_FAIL(MPOC_E_INVAL, "linear: empty dense matrix");
+    mpoc_linear *l = calloc(1, sizeof *l);
+    if (!l)
+        return MPOC_E_NOMEM;
+    l->kind = MPOC_LINEAR_DENSE;
+    l->rows = w->rows;
+    l->cols = w->cols;
+    l->dense = *w;
+    memset(w, 0, sizeof *w);
+    *out = l;
+    return MPOC_OK;
+}
+
+mpoc_status mpoc_linear_from_tensor(const mpoc_tensor *t, mpoc_linear **out)
+{
+    *out = NULL;
+    if (t->n_dims != 2)
+        MPOC_FAIL(MPOC_E_SHAPE, "tensor '%s': a linear layer needs 2 dims, it has %u", t->name,
+                  (unsigned)t->n_dims);
+    mpoc_mat w = {0};
+    MPOC_TRY(mpoc_tensor_read_f32(t, &w));
+    mpoc_status st = mpoc_linear_new_dense(&w, out);
+    mpoc_mat_free(&w);
+    return st;
+}
+
+mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out)
+{
+    *out = NULL;
+    const mpoc_shape *s = &mpo->shape;
+    if (s->sites == 0 || s->sites > MPOC_MAX_SITES || s->rows == 0 || s->cols == 0 ||
+        mpo->ranks[0] != 1 || mpo->ranks[s->sites] != 1)
+        MPOC_FAIL(MPOC_E_SHAPE, "linear: MPO has %zu sites, %zu x %zu, boundary ranks %zu/%zu",
+                  s->sites, s->rows, s->cols, mpo->ranks[0], s->sites <= MPOC_MAX_SITES ?
+                  mpo->ranks[s->sites] : 0);
+    for (size_t k = 0; k < s->sites; k++)
+        if (!mpo->cores[k])
+            MPOC_FAIL(MPOC_E_SHAPE, "linear: MPO core %zu missing", k);
+    mpoc_linear *l = calloc(1, sizeof *l);
+    if (!l)
+        return MPOC_E_NOMEM;
+    l->kind = MPOC_LINEAR_MPO;
+    l->rows = s->rows;
+    l->cols = s->cols;
+    l->mpo = *mpo;
+    memset(mpo, 0, sizeof *mpo);
+    *out = l;
+    return MPOC_OK;
+}
+
+void mpoc_linear_free(mpoc_linear *l)
+{
+    if (!l)
+        return;
+    mpoc_mat_free(&l->dense);
+    mpoc_mpo_free(&l->mpo);
+    free(l);
+}
+
+mpoc_linear_kind mpoc_linear_kind_of(const mpoc_linear *l) { return l->kind; }
+size_t mpoc_linear_rows(const mpoc_linear *l) { return l->rows; }
+size_t mpoc_linear_cols(const mpoc_linear *l) { return l->cols; }
+
+size_t mpoc_linear_params(const mpoc_linear *l)
+{
+    return l->kind == MPOC_LINEAR_DENSE ? l->rows * l->cols : mpoc_mpo_params(&l->mpo);
+}
+
+mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_view y,
+                              mpoc_workspace *ws)
+{
+    if (x.cols != l->cols || y.cols != l->rows || x.rows != y.rows || x.rows == 0 ||
+        x.ld < x.cols || y.ld < y.cols)
+        MPOC_FAIL(MPOC_E_SHAPE, "linear %zu x %zu: X is %zu x %zu and Y %zu x %zu", l->rows,
+                  l->cols, x.rows, x.cols, y.rows, y.cols);
+    if (l->kind == MPOC_LINEAR_MPO)
+        return mpoc_mpo_apply(&l->mpo, x, false, y, ws);
+    return mpoc_la_gemm(false, true, x.rows, l->rows, l->cols, 1.0f, x.data, x.ld,
+                        l->dense.data, l->cols, 0.0f, y.data, y.ld);
+}
+
+/* Row `row` of an MPO without densifying: with row ↔ (i_1..i_d), contract
+ * the slices G_k[:, i_k, :, :] left to right. T_k is (n_1···n_k) × r_{k+1}
+ * (j_1 most significant); T_k = T_{k−1}·S_k with S_k the r_k × (n_k r_{k+1})
+ * slice, read in place (row stride m_k n_k r_{k+1}). Cost Σ_k N_{k−1} r_k
+ * n_k r_{k+1}; t0 and t1 hold padded_cols · max rank floats. */
+static mpoc_status mpo_row(const mpoc_mpo *mpo, size_t row, float *t0, float *t1, float *dst,
+                           size_t cols)
+{
+    const mpoc_shape *s = &mpo->shape;
+    size_t digit[MPOC_MAX_SITES] = {0};
+    for (size_t k = s->sites; k-- > 0;) {
+        digit[k] = row % s->row_dims[k];
+        row /= s->row_dims[k];
+    }
+    float *t = t0, *next = t1;
+    size_t n_prev = 1;
+    t[0] = 1.0f; /* T_{−1}: 1 × r_0 = 1 × 1 */
+    for (size_t k = 0; k < s->sites; k++) {
+        size_t r = mpo->ranks[k], r2 = mpo->ranks[k + 1], m = s->row_dims[k], n = s->col_dims[k];
+        const float *slice = mpo->cores[k] + digit[k] * n * r2;
+        MPOC_TRY(mpoc_la_gemm(false, false, n_prev, n * r2, r, 1.0f, t, r, slice, m * n * r2, 0.0f,
+                              next, n * r2));
+        n_prev *= n;
+        float *swap = t;
+        t = next;
+        next = swap;
+    }
+    memcpy(dst, t, cols * sizeof(float)); /* r_d = 1: T is padded_cols × 1; crop */
+    return MPOC_OK;
+}
+
+static mpoc_status gather_mpo(const mpoc_linear *l, const int32_t *ids, size_t n,
+                              mpoc_mat_view out)
+{
+    const mpoc_mpo *mpo = &l->mpo;
+    size_t rmax = 1, cap;
+    for (size_t k = 0; k <= mpo->shape.sites; k++)
+        rmax = mpo->ranks[k] > rmax ? mpo->ranks[k] : rmax;
+    if (!mpoc_mul_size(mpo->shape.padded_cols, rmax, &cap))
+        MPOC_FAIL(MPOC_E_OVERFLOW, "gather: MPO row scratch overflows");
+    float *t0 = mpoc_alloc_array(cap, sizeof(float)), *t1 = mpoc_alloc_array(cap, sizeof(float));
+    mpoc_status st = t0 && t1 ? MPOC_OK : MPOC_E_NOMEM;
+    for (size_t i = 0; i < n && st == MPOC_OK; i++)
+        st = mpo_row(mpo, (size_t)ids[i], t0, t1, out.data + i * out.ld, l->cols);
+    free(t0);
+    free(t1);
+    return st;
+}
+
+mpoc_status mpoc_linear_gather_rows(const mpoc_linear *l, const int32_t *ids, size_t n,
+                                    mpoc_mat_view out, mpoc_workspace *ws)
+{
+    if (out.rows != n || out.cols != l->cols || out.ld < out.cols || n == 0)
+        MPOC_FAIL(MPOC_E_SHAPE, "gather: output %zu x %zu for %zu rows of width %zu", out.rows,
+                  out.cols, n, l->cols);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= l->rows)
+            MPOC_FAIL(MPOC_E_INVAL, "token id %ld at position %zu is outside the vocabulary [0, %zu)",
+                      (long)ids[i], i, l->rows);
+    (void)ws;
+    if (l->kind == MPOC_LINEAR_MPO)
+        return gather_mpo(l, ids, n, out);
+    for (size_t i = 0; i < n; i++)
+        memcpy(out.data + i * out.ld, l->dense.data + (size_t)ids[i] * l->cols,
+               l->cols * sizeof(float));
+    return MPOC_OK;
+}

@@ -1,0 +1,192 @@
+/* test_quant.c: core storage types (ggml block semantics, ceilings from
+ * numerics.md §9), degenerate blocks, and quantization of whole MPOs: error
+ * feedback must beat independent quantization at the same bytes on
+ * power-law matrices; with exact (f32) storage it must not cost accuracy. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "numtest.h"
+#include "testlog.h"
+
+static double codec_rel_error(mpoc_quant_type t, const float *x, size_t n)
+{
+    size_t nb;
+    NT_ASSERT_OK(mpoc_quant_nbytes(t, n, &nb));
+    unsigned char *buf = malloc(nb);
+    float *y = malloc(n * sizeof *y);
+    NT_ASSERT_OK(mpoc_quant_encode(t, x, n, buf));
+    NT_ASSERT_OK(mpoc_quant_decode(t, buf, n, y));
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        s += (double)x[i] * x[i];
+    }
+    free(buf);
+    free(y);
+    return sqrt(d / s);
+}
+
+static void test_codec_ceilings(void **state)
+{
+    (void)state;
+    mpoc_mat g = nt_gaussian(1, 1 << 16, 7);
+    /* numerics.md §9: Gaussian Q8_0 0.54 %, Q4_0 8.6 %; margins 1.3× */
+    double ceil[MPOC_QUANT_COUNT_] = {1e-7, 1e-3, 8e-3, 0.0054 * 1.3, 0.086 * 1.3};
+    for (int t = 0; t < MPOC_QUANT_COUNT_; t++) {
+        double e = codec_rel_error((mpoc_quant_type)t, g.data, g.cols);
+        if (e > ceil[t])
+            fail_msg("%s: relative error %g above %g", mpoc_quant_name((mpoc_quant_type)t), e, ceil[t]);
+    }
+    /* a short last block (45 values) is zero-padded, not read past the end */
+    double e45 = codec_rel_error(MPOC_QUANT_Q8_0, g.data, 45);
+    assert_true(e45 < 0.01);
+    size_t nb;
+    NT_ASSERT_OK(mpoc_quant_nbytes(MPOC_QUANT_Q8_0, 45, &nb));
+    assert_int_equal(nb, 2 * 34);
+    NT_ASSERT_OK(mpoc_quant_nbytes(MPOC_QUANT_Q4_0, 33, &nb));
+    assert_int_equal(nb, 2 * 18);
+    NT_ASSERT_OK(mpoc_quant_nbytes(MPOC_QUANT_BF16, 33, &nb));
+    assert_int_equal(nb, 66);
+    mpoc_mat_free(&g);
+}
+
+static void test_zero_block_and_nan(void **state)
+{
+    (void)state;
+    float z[40] = {0}, y[40];
+    unsigned char buf[2 * 34];
+    for (int t = MPOC_QUANT_Q8_0; t <= MPOC_QUANT_Q4_0; t++) {
+        memset(buf, 0xAB, sizeof buf);
+        NT_ASSERT_OK(mpoc_quant_encode((mpoc_quant_type)t, z, 40, buf));
+        assert_int_equal(buf[0], 0); /* scale ±0 (ggml's Q4_0 gives −0), no 0/0 */
+        assert_int_equal(buf[1] & 0x7f, 0);
+        NT_ASSERT_OK(mpoc_quant_decode((mpoc_quant_type)t, buf, 40, y));
+        for (int i = 0; i < 40; i++)
+            assert_true(y[i] == 0.0f);
+    }
+    z[3] = NAN;
+    tl_reset();
+    assert_int_equal(mpoc_quant_encode(MPOC_QUANT_Q8_0, z, 40, buf), MPOC_E_NUMERIC);
+    assert_true(tl_contains("not finite"));
+    mpoc_quant_type t;
+    assert_int_equal(mpoc_quant_parse("q5_k", &t), MPOC_E_INVAL);
+    NT_ASSERT_OK(mpoc_quant_parse("Q4_0", &t));
+    assert_int_equal(t, MPOC_QUANT_Q4_0);
+    assert_int_equal(mpoc_quant_dtype(MPOC_QUANT_Q8_0), MPOC_DTYPE_Q8_0);
+}
+
+/* Decompose w, quantize both ways; returns errors and checks the bytes. */
+static void compare(mpoc_mat *w, size_t sites, size_t chi, mpoc_quant_type core, double *fb,
+                    double *indep, double *trunc)
+{
+    mpoc_mpo_options o = mpoc_mpo_options_default();
+    o.sites = sites;
+    o.svd.trunc.max_rank = chi;
+    mpoc_mpo mpo;
+    mpoc_mpo_report rep;
+    NT_ASSERT_OK(mpoc_mpo_decompose(mpoc_mat_view_of(w), &o, &mpo, &rep));
+    mpoc_quant_options q = mpoc_quant_options_default();
+    q.core = core;
+    mpoc_qmpo a, b;
+    mpoc_quant_report ra, rb;
+    NT_ASSERT_OK(mpoc_quant_mpo(&mpo, mpoc_mat_view_of(w), &q, NULL, &a, &ra));
+    q.no_feedback = true;
+    NT_ASSERT_OK(mpoc_quant_mpo(&mpo, mpoc_mat_view_of(w), &q, NULL, &b, &rb));
+    assert_int_equal(ra.bytes, rb.bytes);
+    assert_int_equal(mpoc_qmpo_bytes(&a), ra.bytes);
+    /* the stored bytes decode to exactly the cores the error was measured on */
+    mpoc_qmpo c;
+    NT_ASSERT_OK(mpoc_qmpo_from_stored(&a.mpo.shape, a.mpo.ranks, a.types,
+                                       (const uint8_t *const *)a.data, a.nbytes, &c));
+    for (size_t k = 0; k < sites; k++)
+        assert_memory_equal(c.mpo.cores[k], a.mpo.cores[k], mpoc_mpo_core_size(&a.mpo, k) * sizeof(float));
+    double check;
+    NT_ASSERT_OK(mpoc_mpo_rel_error(&c.mpo, mpoc_mat_view_of(w), NULL, &check));
+    assert_true(fabs(check - ra.rel_error) <= 1e-6 * ra.rel_error + 1e-9);
+    *fb = ra.rel_error;
+    *indep = rb.rel_error;
+    *trunc = rep.rel_error;
+    mpoc_qmpo_free(&a);
+    mpoc_qmpo_free(&b);
+    mpoc_qmpo_free(&c);
+    mpoc_mpo_free(&mpo);
+}
+
+static void test_feedback_beats_independent(void **state)
+{
+    (void)state;
+    struct { size_t rows, cols, sites, chi; double decay; mpoc_quant_type q; } cases[] = {
+        {256, 256, 2, 64, 1.0, MPOC_QUANT_Q4_0},
+        {256, 256, 2, 128, 1.5, MPOC_QUANT_Q4_0},
+        {256, 256, 3, 64, 1.5, MPOC_QUANT_Q4_0},
+        {256, 512, 4, 48, 2.0, MPOC_QUANT_Q4_0},
+        {256, 256, 2, 128, 1.5, MPOC_QUANT_Q8_0},
+        {256, 256, 3, 64, 2.0, MPOC_QUANT_Q8_0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mpoc_mat w = nt_power(cases[i].rows, cases[i].cols, cases[i].decay, 11 + i);
+        double fb, ind, tr;
+        compare(&w, cases[i].sites, cases[i].chi, cases[i].q, &fb, &ind, &tr);
+        printf("power-law %zux%zu decay %.1f, %zu sites, chi %zu, %s: truncation %.4f, "
+               "error feedback %.4f, independent %.4f\n", cases[i].rows, cases[i].cols,
+               cases[i].decay, cases[i].sites, cases[i].chi, mpoc_quant_name(cases[i].q), tr, fb, ind);
+        /* the quantization part (above truncation) shrinks clearly */
+        double qf = sqrt(fmax(fb * fb - tr * tr, 0)), qi = sqrt(fmax(ind * ind - tr * tr, 0));
+        if (!(fb < ind && qf < 0.9 * qi))
+            fail_msg("feedback %g (quant part %g) does not beat independent %g (%g)", fb, qf, ind, qi);
+        mpoc_mat_free(&w);
+    }
+}
+
+static void test_exact_storage_keeps_truncation(void **state)
+{
+    (void)state;
+    mpoc_mat w = nt_power(128, 192, 0.7, 5);
+    mpoc_mpo_options o = mpoc_mpo_options_default();
+    o.sites = 3;
+    o.svd.trunc.max_rank = 24;
+    mpoc_mpo mpo;
+    mpoc_mpo_report rep;
+    NT_ASSERT_OK(mpoc_mpo_decompose(mpoc_mat_view_of(&w), &o, &mpo, &rep));
+    mpoc_quant_options q = {MPOC_QUANT_F32, MPOC_QUANT_F32, false};
+    mpoc_qmpo a;
+    mpoc_quant_report ra;
+    NT_ASSERT_OK(mpoc_quant_mpo(&mpo, mpoc_mat_view_of(&w), &q, NULL, &a, &ra));
+    /* the re-fit is a least-squares projection: never worse than truncation */
+    assert_true(ra.rel_error <= rep.rel_error * (1 + 1e-4) + 1e-6);
+    assert_int_equal(ra.bytes, 4 * mpoc_mpo_params(&mpo));
+    mpoc_qmpo_free(&a);
+    /* a zero matrix quantizes to zeros without dividing by zero */
+    mpoc_mat z;
+    NT_ASSERT_OK(mpoc_mat_zeros(&z, 16, 16));
+    mpoc_mpo zm;
+    NT_ASSERT_OK(mpoc_mpo_decompose(mpoc_mat_view_of(&z), &o, &zm, NULL));
+    q.core = MPOC_QUANT_Q4_0;
+    NT_ASSERT_OK(mpoc_quant_mpo(&zm, mpoc_mat_view_of(&z), &q, NULL, &a, &ra));
+    assert_true(ra.rel_error == 0.0);
+    mpoc_qmpo_free(&a);
+    mpoc_mpo_free(&zm);
+    mpoc_mat_free(&z);
+    /* a target of the wrong shape is refused */
+    mpoc_mat small = nt_gaussian(8, 8, 1);
+    tl_reset();
+    assert_int_equal(mpoc_quant_mpo(&mpo, mpoc_mat_view_of(&small), &q, NULL, &a, &ra), MPOC_E_SHAPE);
+    mpoc_mat_free(&small);
+    mpoc_mpo_free(&mpo);
+    mpoc_mat_free(&w);
+}
+
+int main(void)
+{
+    tl_install();
+    mpoc_set_threads(1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec_ceilings),
+        cmocka_unit_test(test_zero_block_and_nan),
+        cmocka_unit_test(test_feedback_beats_independent),
+        cmocka_unit_test(test_exact_storage_keeps_truncation),
+    };
+    return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
+}
