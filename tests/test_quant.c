@@ -178,6 +178,31 @@ static void test_exact_storage_keeps_truncation(void **state)
     mpoc_mat_free(&w);
 }
 
+/* numerics.md §9: with canonical cores quantized independently, the
+ * quantization error adds in quadrature over the cores: ε_q² ≈ Σ η_k². */
+static void test_first_order_predictor(void **state)
+{
+    (void)state;
+    mpoc_mat w = nt_power(256, 256, 1.0, 9);
+    mpoc_mpo_options o = mpoc_mpo_options_default();
+    o.sites = 3; /* exact: truncation adds nothing */
+    mpoc_mpo mpo;
+    NT_ASSERT_OK(mpoc_mpo_decompose(mpoc_mat_view_of(&w), &o, &mpo, NULL));
+    mpoc_quant_options q = {MPOC_QUANT_Q4_0, MPOC_QUANT_Q8_0, true};
+    mpoc_qmpo a;
+    mpoc_quant_report r;
+    NT_ASSERT_OK(mpoc_quant_mpo(&mpo, mpoc_mat_view_of(&w), &q, NULL, &a, &r));
+    double pred = 0;
+    for (size_t k = 0; k < 3; k++)
+        pred += r.core_rel_error[k] * r.core_rel_error[k];
+    pred = sqrt(pred);
+    printf("independent q4_0: measured %.4f, predicted sqrt(sum eta_k^2) %.4f\n", r.rel_error, pred);
+    assert_true(r.rel_error > 0.8 * pred && r.rel_error < 1.25 * pred);
+    mpoc_qmpo_free(&a);
+    mpoc_mpo_free(&mpo);
+    mpoc_mat_free(&w);
+}
+
 int main(void)
 {
     tl_install();
@@ -187,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_zero_block_and_nan),
         cmocka_unit_test(test_feedback_beats_independent),
         cmocka_unit_test(test_exact_storage_keeps_truncation),
+        cmocka_unit_test(test_first_order_predictor),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }
