@@ -15,6 +15,14 @@
 
 #include "mpoc.h"
 
+/* Return the status of expr from the enclosing function unless it is MPOC_OK. */
+#define BENCH_TRY(expr)                     \
+    do {                                    \
+        mpoc_status bench_st_ = (expr);     \
+        if (bench_st_ != MPOC_OK)           \
+            return bench_st_;               \
+    } while (0)
+
 /* Shared state of one run. Owns the cached matrices and the JSON stream. */
 typedef struct bench_ctx {
     bool quick;          /* smaller sizes and budgets (--quick) */

@@ -8,6 +8,7 @@
 
 #include "bench.h"
 
+
 /* Reference figure from issue 2 (not measured here): a widely used Python
  * library factorizes the 4096² / 4 sites / χ 64 job in about 27 s on this
  * machine. */
@@ -31,11 +32,9 @@ static mpoc_status run_gemm(void *arg)
     return MPOC_OK;
 }
 
-mpoc_status bench_need_sgemm_peak(bench_ctx *c)
+/* Time the n³ sgemm once more (budget-bound) and return its GFLOP/s. */
+static mpoc_status measure_sgemm(bench_ctx *c, size_t n, const char *label, double *gflops)
 {
-    if (c->sgemm_gflops > 0.0)
-        return MPOC_OK;
-    size_t n = 4096;
     float *a = malloc(n * n * sizeof *a), *b = malloc(n * n * sizeof *b);
     float *cc = calloc(n * n, sizeof *cc);
     if (!a || !b || !cc) {
@@ -49,16 +48,25 @@ mpoc_status bench_need_sgemm_peak(bench_ctx *c)
     bench_timing t;
     mpoc_status st = bench_time(run_gemm, &g, c->quick ? 1.0 : 3.0, 3, &t);
     if (st == MPOC_OK) {
-        c->sgemm_gflops = 2.0 * (double)n * (double)n * (double)n / t.median * 1e-9;
-        c->sgemm_n = n;
-        printf("   sgemm %zu x %zu x %zu, %d threads: %.3f s median (%zu samples, %.3f-%.3f)"
-               " -> %.1f GFLOP/s\n", n, n, n, c->threads, t.median, t.samples, t.min, t.max,
-               c->sgemm_gflops);
-        bench_emit(c, "sgemm", "gflops", c->sgemm_gflops, "GFLOP/s");
-        bench_emit(c, "sgemm", "seconds", t.median, "s");
+        *gflops = 2.0 * (double)n * (double)n * (double)n / t.median * 1e-9;
+        printf("   sgemm %zu x %zu x %zu, %d threads%s: %.3f s median (%zu samples, %.3f-%.3f)"
+               " -> %.1f GFLOP/s\n", n, n, n, c->threads, label, t.median, t.samples, t.min,
+               t.max, *gflops);
     }
     free(a), free(b), free(cc);
     return st;
+}
+
+mpoc_status bench_need_sgemm_peak(bench_ctx *c)
+{
+    if (c->sgemm_gflops > 0.0)
+        return MPOC_OK;
+    double g;
+    BENCH_TRY(measure_sgemm(c, 4096, "", &g));
+    c->sgemm_gflops = g;
+    c->sgemm_n = 4096;
+    bench_emit(c, "sgemm", "gflops", g, "GFLOP/s");
+    return MPOC_OK;
 }
 
 int bench_sgemm(bench_ctx *c)
@@ -159,7 +167,8 @@ static void decomp_job_init(decomp_job *j, mpoc_mat_view w, mpoc_svd_method meth
 }
 
 /* Print and record one path's figures; measures its error (untimed). */
-static mpoc_status report_path(bench_ctx *c, decomp_job *j, const bench_timing *t, double *err)
+static mpoc_status report_path(bench_ctx *c, decomp_job *j, const bench_timing *t, double peak,
+                               double *err)
 {
     mpoc_status st = mpoc_mpo_rel_error(&j->mpo, j->w, NULL, err);
     if (st != MPOC_OK)
@@ -175,7 +184,7 @@ static mpoc_status report_path(bench_ctx *c, decomp_job *j, const bench_timing *
     printf("; %zu params (%.1fx fewer)\n", mpoc_mpo_params(&j->mpo),
            (double)(j->w.rows * j->w.cols) / (double)mpoc_mpo_params(&j->mpo));
     printf("   %-10s flop model %.2f GFLOP / %.3f s = %.1f GFLOP/s = %.1f%% of the SGEMM peak\n",
-           "", flops * 1e-9, t->median, gfs, 100.0 * gfs / c->sgemm_gflops);
+           "", flops * 1e-9, t->median, gfs, 100.0 * gfs / peak);
     char metric[64];
     snprintf(metric, sizeof metric, "%s_seconds", name);
     bench_emit(c, "decompose", metric, t->median, "s");
@@ -184,7 +193,7 @@ static mpoc_status report_path(bench_ctx *c, decomp_job *j, const bench_timing *
     snprintf(metric, sizeof metric, "%s_gflop_model", name);
     bench_emit(c, "decompose", metric, flops * 1e-9, "GFLOP");
     snprintf(metric, sizeof metric, "%s_fraction_of_sgemm_peak", name);
-    bench_emit(c, "decompose", metric, gfs / c->sgemm_gflops, "1");
+    bench_emit(c, "decompose", metric, gfs / peak, "1");
     return MPOC_OK;
 }
 
@@ -223,22 +232,39 @@ int bench_decompose(bench_ctx *c)
     int rc = 1;
     mpoc_status st = bench_time_paired(run_decompose, &ex, run_decompose, &rn,
                                        c->quick ? 1.0 : 20.0, 3, &te, &tr, &speedup);
+    /* the load changes during a long run: measure the peak again and use the
+       higher of the two, which gives the lower (conservative) fraction */
+    double after = 0.0, peak = c->sgemm_gflops;
     if (st == MPOC_OK)
-        st = report_path(c, &ex, &te, &err_ex);
+        st = measure_sgemm(c, c->sgemm_n, " (again, after the decompositions)", &after);
+    if (st == MPOC_OK) {
+        peak = after > peak ? after : peak;
+        printf("   SGEMM peak used for the fractions: %.1f GFLOP/s (the higher of %.1f before and "
+               "%.1f after)\n", peak, c->sgemm_gflops, after);
+        bench_emit(c, "decompose", "sgemm_peak_used_gflops", peak, "GFLOP/s");
+        st = report_path(c, &ex, &te, peak, &err_ex);
+    }
     if (st == MPOC_OK)
-        st = report_path(c, &rn, &tr, &err_rn);
+        st = report_path(c, &rn, &tr, peak, &err_rn);
     if (st != MPOC_OK) {
         fprintf(stderr, "mpoc-bench: decomposition failed: %s\n", mpoc_strerror(st));
         goto done;
     }
     double err_ratio = err_rn / err_ex;
     bool ok_speed = speedup >= 20.0, ok_err = err_ratio <= 1.02;
-    printf("   randomized vs exact: %.1fx faster (median of %zu paired ratios; target >= 20x) %s\n",
-           speedup, te.samples, bench_verdict(ok_speed));
+    if (n == 4096)
+        printf("   randomized vs exact: %.1fx faster (median of %zu paired ratios; target >= 20x) "
+               "%s\n", speedup, te.samples, bench_verdict(ok_speed));
+    else /* 2048² in 4 sites has a 4096 x 1024 middle unfolding: not the issue's job */
+        printf("   randomized vs exact: %.1fx faster (median of %zu paired ratios; the 20x target "
+               "is for 4096², not checked in quick mode)\n", speedup, te.samples);
     printf("   error randomized / exact: %.6f / %.6f = %.4f (target <= 1.02) %s\n", err_rn,
            err_ex, err_ratio, bench_verdict(ok_err));
-    bench_emit_check(c, "decompose", "speedup_randomized_vs_exact", speedup, "x", ">= 20",
-                     ok_speed);
+    if (n == 4096)
+        bench_emit_check(c, "decompose", "speedup_randomized_vs_exact", speedup, "x", ">= 20",
+                         ok_speed);
+    else
+        bench_emit(c, "decompose", "speedup_randomized_vs_exact", speedup, "x");
     bench_emit_check(c, "decompose", "error_ratio_randomized_vs_exact", err_ratio, "1", "<= 1.02",
                      ok_err);
     if (n == 4096)

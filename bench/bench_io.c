@@ -14,12 +14,6 @@
 #define Q4_K_BLOCK_ELEMS 256
 #define Q4_K_BLOCK_BYTES 144
 
-#define MPOC_TRY_IO(expr)                   \
-    do {                                    \
-        mpoc_status st_ = (expr);           \
-        if (st_ != MPOC_OK)                 \
-            return st_;                     \
-    } while (0)
 
 /* ---- temporary folder --------------------------------------------------- */
 
@@ -196,7 +190,7 @@ static mpoc_status paired_fraction(bench_ctx *c, copy_job *cj, read_job *j, benc
 {
     bench_timing tc;
     double ratio;
-    MPOC_TRY_IO(bench_time_paired(run_copy, cj, run_read, j, c->budget, 3, &tc, t, &ratio));
+    BENCH_TRY(bench_time_paired(run_copy, cj, run_read, j, c->budget, 3, &tc, t, &ratio));
     *copy_gbps = gbps((double)cj->n, tc.median);
     *fraction = ratio * (double)j->bytes / (double)cj->n;
     return MPOC_OK;

@@ -16,12 +16,6 @@
 #define LONG_WARMUP_SECONDS 0.5
 #define MAX_SAMPLES 1000
 
-#define MPOC_TRY_BODY(expr)                 \
-    do {                                    \
-        mpoc_status st_ = (expr);           \
-        if (st_ != MPOC_OK)                 \
-            return st_;                     \
-    } while (0)
 
 double bench_now(void)
 {
@@ -62,7 +56,7 @@ static mpoc_status sample(bench_body body, void *arg, size_t iters, double *seco
 {
     double t0 = bench_now();
     for (size_t i = 0; i < iters; i++)
-        MPOC_TRY_BODY(body(arg));
+        BENCH_TRY(body(arg));
     *seconds = (bench_now() - t0) / (double)iters;
     return MPOC_OK;
 }
@@ -78,8 +72,8 @@ mpoc_status bench_time_paired(bench_body base, void *base_arg, bench_body cand, 
     memset(t_cand, 0, sizeof *t_cand);
     *ratio = NAN;
     double start = bench_now();
-    MPOC_TRY_BODY(warm_up(base, base_arg, &wb, &ib));
-    MPOC_TRY_BODY(warm_up(cand, cand_arg, &wc, &ic));
+    BENCH_TRY(warm_up(base, base_arg, &wb, &ib));
+    BENCH_TRY(warm_up(cand, cand_arg, &wc, &ic));
     if (wb >= LONG_WARMUP_SECONDS && wc >= LONG_WARMUP_SECONDS) {
         tb[n] = wb, tc[n] = wc, r[n] = wb / wc;
         n++;
@@ -87,8 +81,8 @@ mpoc_status bench_time_paired(bench_body base, void *base_arg, bench_body cand, 
         start = bench_now();
     }
     while (n < MAX_SAMPLES && (n < min_pairs || bench_now() - start < budget)) {
-        MPOC_TRY_BODY(sample(base, base_arg, ib, &tb[n]));
-        MPOC_TRY_BODY(sample(cand, cand_arg, ic, &tc[n]));
+        BENCH_TRY(sample(base, base_arg, ib, &tb[n]));
+        BENCH_TRY(sample(cand, cand_arg, ic, &tc[n]));
         r[n] = tb[n] / tc[n];
         n++;
     }
@@ -107,13 +101,13 @@ mpoc_status bench_time(bench_body body, void *arg, double budget, size_t min_sam
     double warm;
     memset(out, 0, sizeof *out);
     double start = bench_now();
-    MPOC_TRY_BODY(warm_up(body, arg, &warm, &iters));
+    BENCH_TRY(warm_up(body, arg, &warm, &iters));
     if (warm >= LONG_WARMUP_SECONDS)
         t[n++] = warm;
     else
         start = bench_now();
     while (n < MAX_SAMPLES && (n < min_samples || bench_now() - start < budget))
-        MPOC_TRY_BODY(sample(body, arg, iters, &t[n++]));
+        BENCH_TRY(sample(body, arg, iters, &t[n++]));
     summarize(t, n, iters, out);
     return MPOC_OK;
 }

@@ -133,8 +133,8 @@ typedef struct mpoc_sweep_record {
 typedef struct mpoc_sweep_result {
     mpoc_sweep_record *records;
     size_t n;
-    double seconds_factor[MPOC_MAX_SITES + 1]; /* per sites value (first n_sites ≤ 33):
-                                                  the parent TT-SVD's wall time */
+    double seconds_factor[MPOC_MAX_SITES + 1]; /* per sites value, in list order: the
+                                                  parent TT-SVD + re-gauging wall time */
     double seconds_svd;           /* the svd baseline's SVD */
     double seconds_total;         /* wall time of the whole call */
 } mpoc_sweep_result;
@@ -164,9 +164,11 @@ mpoc_status mpoc_sweep_totals(const mpoc_sweep_record *recs, size_t n,
 void mpoc_sweep_mark_best(mpoc_sweep_record *recs, size_t n);
 
 /* Baselines on their own (also used by the tests). Relative error of the
- * rank-r SVD with f16 factors given the SVD of w (res->rank ≥ r; r = 0 gives
- * 1), and of w stored as q8_0 / q4_0 (method MPOC_SWEEP_Q8_0 or _Q4_0) with
- * its bytes. `ws` may be NULL. */
+ * rank-r SVD with f16 factors given the SVD `res` of w (r ≤ res->rank, else
+ * MPOC_E_INVAL; r = 0 gives 1), measured on the dense product, and the
+ * error of the float factors from the singular values (*rel_error_trunc).
+ * Then the error of w stored as q8_0 / q4_0 (method MPOC_SWEEP_Q8_0 or
+ * _Q4_0) and its bytes. Both allocate scratch of about one copy of w. */
 mpoc_status mpoc_sweep_svd_error(mpoc_mat_view w, const mpoc_svd_result *res, size_t r,
                                  double *rel_error, double *rel_error_trunc);
 mpoc_status mpoc_sweep_block_error(mpoc_mat_view w, mpoc_sweep_method m, double *rel_error,

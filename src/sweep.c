@@ -317,8 +317,7 @@ typedef struct pair_mpo {
     double eps;
     mpoc_mpo m;
     double err;      /* measured ‖W − Ŵ‖/‖W‖ */
-    double secs;     /* rounding (or decomposition) and the error measurement */
-    bool done;
+    double secs;     /* rounding, re-gauging and the error measurement */
 } pair_mpo;
 
 /* Round a copy of `src` (measured error src_err against W) to the rules of p. */
@@ -337,42 +336,52 @@ static mpoc_status round_pair(const sweep_ctx *c, const mpoc_mpo *src, double sr
     return mpoc_mpo_rel_error(&p->m, c->w, c->ws, &p->err);
 }
 
-/* Unquantized MPOs of every (χ, ε) pair, each right-canonical (centre on
- * core 0, the form mpoc_quant_mpo brings every MPO into before its error
- * feedback, so that work is done once per pair, not once per core type).
- * The parent is decomposed once and canonicalized once; its own pair is
- * exactly what a separate decompose + quantize run quantizes. Every other
- * pair is rounded from the canonical parent, which leaves mpoc_mpo_round
- * only its truncating sweep (its orthogonalization finds the centre in
- * place). */
+/* Unquantized MPOs of every (χ, ε) pair. The parent is decomposed once and
+ * brought once into right-canonical form (centre on core 0); every other
+ * pair is rounded from that copy, which leaves mpoc_mpo_round only its
+ * truncating sweep (its orthogonalization finds the centre in place) and
+ * ends left-canonical, the gauge of a decomposition. With error feedback
+ * every pair is handed over right-canonical: mpoc_quant_mpo moves the centre
+ * to core 0 before its re-fits anyway, so that is done once per pair instead
+ * of once per core type, with the same result. The parent's own pair is
+ * exactly what a separate decompose + quantize run quantizes. */
 static mpoc_status build_pairs(const sweep_ctx *c, size_t sites, pair_mpo *pairs, size_t np,
                                double *secs_parent)
 {
     size_t pchi;
     double peps;
     parent_rules(c->o, &pchi, &peps);
-    mpoc_mpo right;
+    bool feedback = !c->o->no_feedback, others = false;
+    for (size_t i = 0; i < np; i++)
+        others |= pairs[i].chi != pchi || pairs[i].eps != peps;
+    mpoc_mpo parent, right;
     mpoc_mpo_report rep;
+    memset(&parent, 0, sizeof parent);
     memset(&right, 0, sizeof right);
     double t0 = now_seconds();
     mpoc_mpo_options po = mpo_opts(c, sites, pchi, peps);
-    MPOC_TRY(mpoc_mpo_decompose_ex(c->w, &po, c->ws, &right, &rep));
-    mpoc_status st = mpoc_mpo_canonicalize(&right, 0, c->ws);
+    MPOC_TRY(mpoc_mpo_decompose_ex(c->w, &po, c->ws, &parent, &rep));
+    mpoc_status st = MPOC_OK;
+    if (others || feedback) {
+        st = mpoc_mpo_copy(&right, &parent);
+        if (st == MPOC_OK)
+            st = mpoc_mpo_canonicalize(&right, 0, c->ws);
+    }
     *secs_parent = now_seconds() - t0;
     for (size_t i = 0; st == MPOC_OK && i < np; i++) {
         pair_mpo *p = &pairs[i];
         double t1 = now_seconds();
         if (p->chi == pchi && p->eps == peps) {
-            st = mpoc_mpo_copy(&p->m, &right);
+            st = mpoc_mpo_copy(&p->m, feedback ? &right : &parent);
             p->err = rep.rel_error;
         } else {
             st = round_pair(c, &right, rep.rel_error, sites, p);
-            if (st == MPOC_OK)
+            if (st == MPOC_OK && feedback)
                 st = mpoc_mpo_canonicalize(&p->m, 0, c->ws);
         }
         p->secs = now_seconds() - t1;
-        p->done = st == MPOC_OK;
     }
+    mpoc_mpo_free(&parent);
     mpoc_mpo_free(&right);
     return st;
 }

@@ -122,6 +122,29 @@ PYEOF
     fi
 done
 
+# the same without error feedback (the gauge handed to the quantizer matters)
+run 0 "$CLI" sweep "$HF" --chi 8,16 --quant q4_0 --sites 3 --no-baselines --no-feedback
+cp "$TMP/out" "$TMP/sw-nofb.jsonl"
+for c in 8 16; do
+    run 0 "$CLI" compress "$HF" "$TMP/n-$c.safetensors" --chi $c --quant q4_0 --sites 3 --no-feedback \
+        --report "$TMP/n-$c.jsonl" --quiet
+done
+if [ -n "$PY" ]; then
+    "$PY" - "$TMP" <<'PYEOF' || fails=$((fails + 1))
+import json, sys
+d = sys.argv[1]
+sw = [json.loads(l) for l in open(d + "/sw-nofb.jsonl")]
+for c in (8, 16):
+    rep = {o["name"]: o for o in map(json.loads, open("%s/n-%d.jsonl" % (d, c))) if o.get("name")}
+    for r in sw:
+        if r["tensor"] != "*" and r["chi"] == c:
+            o = rep[r["tensor"]]
+            assert r["bytes"] == o["bytes"], (r["tensor"], c)
+            rel = abs(r["rel_error"] - o["rel_error"]) / o["rel_error"]
+            assert rel <= (1e-6 if c == 16 else 0.03), (r["tensor"], c, r["rel_error"], o["rel_error"])
+PYEOF
+fi
+
 # the quick bench suite at a small size
 run 0 "$CLI" bench quick --out "$TMP/bench" --size-scale 0.25 --quiet
 for f in records.jsonl records.csv cases.jsonl scaling.jsonl scaling.svg llm-256-bpw.svg llm-256-chi.svg; do
