@@ -594,10 +594,45 @@ static mpoc_status left_step(mpoc_mpo *mpo, size_t k, const mpoc_trunc *t, struc
     return st;
 }
 
-/* Make core k right-orthonormal, pushing the rest into core k−1. */
+/* Exact left move by QR when core k, as (r_k s_k) × r_{k+1}, is tall:
+ * core_k ← Q, core_{k+1} ← R·core_{k+1}. The tensor (and so every bond
+ * spectrum) is unchanged. */
+static mpoc_status left_qr(mpoc_mpo *mpo, size_t k, struct mpoc_workspace *ws)
+{
+    size_t rows = mpo->ranks[k] * site_size(&mpo->shape, k), r = mpo->ranks[k + 1];
+    float *rr = mpoc_alloc_array(r * r, sizeof(float));
+    if (!rr)
+        return MPOC_E_NOMEM;
+    mpoc_status st = mpoc_la_qr(mpo->cores[k], rows, r, r, rr, ws);
+    if (st == MPOC_OK)
+        st = absorb_left(mpo, k + 1, rr, r);
+    free(rr);
+    return st;
+}
+
+/* Exact right move by LQ when core k, as r_k × (s_k r_{k+1}), is wide:
+ * core_k ← Q, core_{k−1} ← core_{k−1}·L. */
+static mpoc_status right_lq(mpoc_mpo *mpo, size_t k, struct mpoc_workspace *ws)
+{
+    size_t r = mpo->ranks[k], cols = site_size(&mpo->shape, k) * mpo->ranks[k + 1];
+    float *l = mpoc_alloc_array(r * r, sizeof(float));
+    if (!l)
+        return MPOC_E_NOMEM;
+    mpoc_status st = mpoc_la_lq(mpo->cores[k], r, cols, cols, l, ws);
+    if (st == MPOC_OK)
+        st = absorb_right(mpo, k - 1, l, r);
+    free(l);
+    return st;
+}
+
+/* Make core k right-orthonormal, pushing the rest into core k−1: LQ when
+ * the core is wide, else an exact SVD that also trims the bond to the
+ * core's rank bound. */
 static mpoc_status right_step(mpoc_mpo *mpo, size_t k, struct mpoc_workspace *ws)
 {
     size_t cols = site_size(&mpo->shape, k) * mpo->ranks[k + 1], r = mpo->ranks[k];
+    if (r <= cols)
+        return right_lq(mpo, k, ws);
     mpoc_trunc exact = {0};
     exact.keep_zeros = true;
     mpoc_svd_view v;
@@ -622,6 +657,17 @@ static mpoc_status right_step(mpoc_mpo *mpo, size_t k, struct mpoc_workspace *ws
     return st;
 }
 
+/* Exact left move: QR when the core is tall, else an SVD step. */
+static mpoc_status left_move(mpoc_mpo *mpo, size_t k, struct mpoc_workspace *ws)
+{
+    size_t rows = mpo->ranks[k] * site_size(&mpo->shape, k);
+    if (rows >= mpo->ranks[k + 1])
+        return left_qr(mpo, k, ws);
+    mpoc_trunc exact = {0};
+    exact.keep_zeros = true;
+    return left_step(mpo, k, &exact, ws, NULL);
+}
+
 mpoc_status mpoc_mpo_canonicalize(mpoc_mpo *mpo, size_t c, mpoc_workspace *user_ws)
 {
     MPOC_TRY(check_mpo(mpo));
@@ -632,15 +678,13 @@ mpoc_status mpoc_mpo_canonicalize(mpoc_mpo *mpo, size_t c, mpoc_workspace *user_
     struct mpoc_workspace *ws = ws_or_new(user_ws, &owned);
     if (!ws)
         return MPOC_E_NOMEM;
-    mpoc_trunc exact = {0};
-    exact.keep_zeros = true;
     /* From a known centre only the cores in between move; otherwise sweep all. */
     bool known = mpo->centre != MPOC_NO_CENTRE && mpo->centre < d;
     size_t from_left = known ? (mpo->centre <= c ? mpo->centre : c) : 0;
     size_t from_right = known ? (mpo->centre >= c ? mpo->centre : c) : d - 1;
     mpoc_status st = MPOC_OK;
     for (size_t k = from_left; st == MPOC_OK && k < c; k++)
-        st = left_step(mpo, k, &exact, ws, NULL);
+        st = left_move(mpo, k, ws);
     for (size_t k = from_right; st == MPOC_OK && k > c; k--)
         st = right_step(mpo, k, ws);
     if (st == MPOC_OK)
