@@ -32,11 +32,37 @@ static const command commands[] = {
 
 static size_t logged_count;
 
+/* Length of the valid UTF-8 sequence at p (not a C1 control), or 0. */
+static size_t utf8_printable(const unsigned char *p)
+{
+    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: C1 controls */
+        return 0;
+    return n;
+}
+
+/* Reasons quote names and values from hostile files: control bytes (ESC or
+ * CSI sequences could retitle or clear the terminal) and invalid UTF-8 are
+ * shown as \xNN. */
 static void stderr_logger(void *user, const char *message)
 {
     (void)user;
     logged_count++;
-    fprintf(stderr, "mpoc: %s\n", message);
+    fputs("mpoc: ", stderr);
+    const unsigned char *p = (const unsigned char *)message;
+    while (*p) {
+        size_t n = *p >= 0x80 ? utf8_printable(p) : (*p >= 0x20 && *p != 0x7f);
+        if (n) {
+            fwrite(p, 1, n, stderr);
+            p += n;
+        } else {
+            fprintf(stderr, "\\x%02x", *p++);
+        }
+    }
+    fputc('\n', stderr);
 }
 
 void cli_error(const char *cmd, const char *fmt, ...)

@@ -91,4 +91,16 @@ tname=$(/usr/bin/python3 -c 'import json,sys; print(sorted(json.load(open(sys.ar
 run 1 "$CLI" inspect "$TMP/shards" --tensor "$tname" --npy "$TMP/shards/$shard" --force
 has err "is the input"
 cmp -s "$TMP/shards/$shard" "$TMP/shard.copy" || { echo "FAIL: a shard was replaced"; fails=$((fails + 1)); }
+# Error messages quote names from the file: control bytes come out escaped.
+/usr/bin/python3 - "$TMP/esc.gguf" <<'PY'
+import struct, sys
+name = b"a\x1b[2Jb\xc2\x9b"
+out = b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", len(name)) + name
+out += struct.pack("<IQIQ", 1, 4, 0, 0)
+out += b"\0" * ((32 - len(out) % 32) % 32)
+open(sys.argv[1], "wb").write(out + b"\0" * 8)
+PY
+run 1 "$CLI" inspect "$TMP/esc.gguf"
+has err "tensor 'a\x1b[2Jb\xc2\x9b'"
+if grep -q "$(printf '\033')" "$TMP/err"; then echo "FAIL: raw ESC on stderr"; fails=$((fails + 1)); fi
 finish
