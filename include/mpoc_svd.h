@@ -90,7 +90,8 @@ int mpoc_threads(void);
 const char *mpoc_blas_describe(void);
 /* A better OpenBLAS kernel for this CPU when OpenBLAS fell back to a generic
  * one (it does on CPUs newer than its build, e.g. "Prescott" on Emerald
- * Rapids, 5-10x slower): "Haswell" when the CPU has AVX2 and FMA, else NULL.
+ * Rapids, 5-10x slower): "SkylakeX" when the CPU has AVX-512 (F, BW, DQ,
+ * VL), "Haswell" when it has AVX2 and FMA, else NULL.
  * OpenBLAS reads OPENBLAS_CORETYPE only at load time, so a program that wants
  * it sets the variable and re-executes itself; the library never does. */
 const char *mpoc_blas_suggest_coretype(void);

@@ -73,9 +73,11 @@ mpoc_status mpoc_mat_scan(mpoc_mat_view v, mpoc_mat_stats *st)
         const float *row = v.data + i * v.ld;
         float rmax = 0.0f;
         double rs = 0.0;
+        /* NaN or Inf make rs non-finite, found below; max ignores them */
+#pragma omp simd reduction(max : rmax) reduction(+ : rs)
         for (size_t j = 0; j < v.cols; j++) {
             float a = fabsf(row[j]);
-            rmax = a > rmax ? a : rmax; /* NaN compares false: skipped here */
+            rmax = a > rmax ? a : rmax;
             rs += (double)row[j] * (double)row[j];
         }
         if (!isfinite(rs)) { /* rare: find and count the culprits */
