@@ -200,14 +200,19 @@ mpoc_status mpoc_q4_k_to_f32(const uint8_t *src, size_t n, float *dst)
         const float d = half_at(blk), dmin = half_at(blk + 2);
         const uint8_t *scales = blk + 4, *qs = blk + 16;
         float *y = dst + b * MPOC_QK_K;
-        for (int sub = 0; sub < 8; sub++) {
-            int sc, mn;
-            k4_scale_min(sub, scales, &sc, &mn);
-            const float dl = d * (float)sc, ml = dmin * (float)mn;
-            const uint8_t *q = qs + 32 * (sub / 2);
-            const int shift = 4 * (sub % 2);
-            for (int l = 0; l < 32; l++)
-                y[32 * sub + l] = dl * (float)((q[l] >> shift) & 0x0F) - ml;
+        for (int pair = 0; pair < 4; pair++) { /* sub-blocks 2·pair (low) and 2·pair+1 (high) */
+            int sc0, mn0, sc1, mn1;
+            k4_scale_min(2 * pair, scales, &sc0, &mn0);
+            k4_scale_min(2 * pair + 1, scales, &sc1, &mn1);
+            const float d0 = d * (float)sc0, m0 = dmin * (float)mn0;
+            const float d1 = d * (float)sc1, m1 = dmin * (float)mn1;
+            const uint8_t *q = qs + 32 * pair;
+            float *y0 = y + 64 * pair, *y1 = y0 + 32;
+#pragma omp simd
+            for (int l = 0; l < 32; l++) {
+                y0[l] = d0 * (float)(q[l] & 0x0F) - m0;
+                y1[l] = d1 * (float)(q[l] >> 4) - m1;
+            }
         }
     }
     return MPOC_OK;
