@@ -16,6 +16,12 @@ enum mpoc_ws_slot {
     WS_LA_TAU,    /* Householder scalars */
     WS_LA_TRI,    /* small triangular factor / SVD of it */
     WS_LA_COLMAJOR, /* column-major copy for QR */
+    WS_LA_GRAM,   /* CholeskyQR: Gram / R of one pass (double) */
+    WS_LA_RTMP,   /* CholeskyQR: product scratch (double) */
+    WS_LA_RTOT,   /* CholeskyQR: accumulated R (double) */
+    WS_LA_RF,     /* CholeskyQR: R of one pass (float) */
+    WS_LA_TRI2,   /* LQ via CholeskyQR: R of the transpose */
+    WS_LA_LQT,    /* LQ via CholeskyQR: the transposed copy */
     WS_LA_U2,     /* SVD of a reduced factor: left vectors */
     WS_LA_VT2,    /* SVD of a reduced factor: right vectors */
     WS_SVD_U,     /* full left vectors before truncation */

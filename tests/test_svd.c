@@ -285,6 +285,64 @@ static void test_gesvd_fallback(void **state)
     mpoc_mat_free(&a);
 }
 
+/* QR/LQ of slim matrices large enough for the CholeskyQR2 path, including
+ * an ill-conditioned one and a rank-deficient one (Householder fallback):
+ * Q orthonormal and A = QR to float precision. */
+static void check_qr(size_t m, size_t n, int kind, bool wide)
+{
+    size_t rows = wide ? n : m, cols = wide ? m : n; /* A is rows × cols */
+    mpoc_mat a = nt_gaussian(rows, cols, 100 + (uint64_t)kind);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) {
+            size_t slim = wide ? i : j; /* index along the short side */
+            if (kind == 1) /* condition number ~1e5 */
+                a.data[i * cols + j] *= powf(10.0f, -5.0f * (float)slim / (float)(n - 1));
+            if (kind == 2 && slim == n / 2) /* an exactly zero direction */
+                a.data[i * cols + j] = 0.0f;
+        }
+    mpoc_mat q;
+    NT_ASSERT_OK(mpoc_mat_copy(&q, mpoc_mat_view_of(&a)));
+    float *r = malloc(n * n * sizeof(float));
+    mpoc_workspace *ws;
+    NT_ASSERT_OK(mpoc_workspace_new(&ws));
+    if (wide)
+        NT_ASSERT_OK(mpoc_la_lq(q.data, n, m, m, r, ws));
+    else
+        NT_ASSERT_OK(mpoc_la_qr(q.data, m, n, n, r, ws));
+    double defect = 0, recon = 0, norm = mpoc_mat_norm(mpoc_mat_view_of(&a));
+    for (size_t x = 0; x < n; x++)
+        for (size_t y = 0; y < n; y++) {
+            double dot = 0;
+            for (size_t t = 0; t < m; t++)
+                dot += wide ? (double)q.data[x * m + t] * q.data[y * m + t]
+                            : (double)q.data[t * n + x] * q.data[t * n + y];
+            if (kind != 2 || (x != n / 2 && y != n / 2)) /* the zero direction's Q column is arbitrary */
+                defect = fmax(defect, fabs(dot - (x == y)));
+        }
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) {
+            double acc = 0; /* QR: Σ_k Q[i,k] R[k,j]; LQ: Σ_k L[i,k] Q[k,j] */
+            for (size_t k = 0; k < n; k++)
+                acc += wide ? (double)r[i * n + k] * q.data[k * m + j] : (double)q.data[i * n + k] * r[k * n + j];
+            double d = acc - a.data[i * cols + j];
+            recon += d * d;
+        }
+    assert_true(defect < nt_tol(10, m, n));
+    assert_true(sqrt(recon) <= nt_tol(10, m, n) * norm);
+    mpoc_workspace_free(ws);
+    free(r);
+    mpoc_mat_free(&a), mpoc_mat_free(&q);
+}
+
+static void test_slim_qr_lq(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 3; kind++) {
+        check_qr(16384, 64, kind, false);
+        check_qr(16384, 64, kind, true);
+    }
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -328,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_non_finite_rejected),
         cmocka_unit_test(test_extreme_scales),
         cmocka_unit_test(test_gesvd_fallback),
+        cmocka_unit_test(test_slim_qr_lq),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_status_strings),
     };
