@@ -84,11 +84,27 @@ mpoc_status bench_need_sgemm_peak(bench_ctx *c);
 /* Fill n floats with uniform values in [-scale, scale) (xorshift, seeded). */
 void bench_fill_uniform(float *x, size_t n, unsigned long long seed, float scale);
 
+/* Flop model of one truncated SVD of an m × n matrix (bench_core.c):
+ * randomized with sketch l and q power iterations, or exact (a lower bound:
+ * LAPACK's reduction count, singular vectors not counted). */
+double bench_svd_flops(double m, double n, bool randomized, double l, unsigned q);
+
+/* mkdtemp("/tmp/mpoc-bench-XXXXXX") into buf (>= 23 bytes); 0 or -1. */
+int bench_mkdtemp(char *buf, size_t n);
+/* Remove a file or a folder with everything in it (no-op for "" / NULL). */
+void bench_rmtree(const char *path);
+
+/* Child mode of mpoc-bench (bench_compress.c): `--compress-child IN OUT CHI
+ * RESULT` runs one mpoc_compress for the compress benchmark's RSS figure. */
+int bench_compress_child(int argc, char **argv);
+
 /* The benchmarks (bench_*.c). Each returns 0, or 1 when it could not run. */
 int bench_sgemm(bench_ctx *c);
 int bench_decompose(bench_ctx *c);
 int bench_apply(bench_ctx *c);
 int bench_scaling(bench_ctx *c);
 int bench_io(bench_ctx *c);
+int bench_compress(bench_ctx *c);
+int bench_llama(bench_ctx *c);
 
 #endif

@@ -84,7 +84,7 @@ int bench_sgemm(bench_ctx *c)
  * (4MN² − 4N³/3, sgebrd) or, for unfoldings at least twice as long as
  * wide, the QR/LQ or Gram reduction (4MN²) plus 8/3·N³. This is a LOWER
  * bound of the exact path's work: forming the singular vectors is extra. */
-static double svd_flops(double m, double n, bool randomized, double l, unsigned q)
+double bench_svd_flops(double m, double n, bool randomized, double l, unsigned q)
 {
     double big = m > n ? m : n, small = m < n ? m : n;
     if (randomized)
@@ -109,7 +109,7 @@ static double tt_svd_flops(const mpoc_mpo *mpo, const mpoc_mpo_report *rep,
         bool rnd = rep->bond_method[k] == MPOC_SVD_RANDOMIZED;
         double full = rows < rest ? rows : rest;
         double l = (double)(opt->svd.trunc.max_rank + opt->svd.oversample);
-        total += svd_flops(rows, rest, rnd, l < full ? l : full, opt->svd.power_iters);
+        total += bench_svd_flops(rows, rest, rnd, l < full ? l : full, opt->svd.power_iters);
     }
     return total;
 }

@@ -181,6 +181,9 @@ static const bench_entry benches[] = {
     {"apply", bench_apply, "MPO x batch of 32 vectors vs dense sgemm with W"},
     {"scaling", bench_scaling, "time ~ n^k of both SVD paths (2 sites, fitted log-log)"},
     {"io", bench_io, "model read and float32 conversion vs memcpy bandwidth (F32, BF16, Q4_K)"},
+    {"compress", bench_compress,
+     "LLaMA-7B-shaped layer at chi 256, q8_0: s/layer, peak RSS, SGEMM fraction; multi-GB RSS"},
+    {"llama", bench_llama, "tokens/s dense vs MPO containers (fixture, ~100M generated model)"},
 };
 #define N_BENCHES (sizeof benches / sizeof benches[0])
 
@@ -271,6 +274,8 @@ static int parse_args(int argc, char **argv, args *a)
 int main(int argc, char **argv)
 {
     tune_blas(argv);
+    if (argc > 1 && !strcmp(argv[1], "--compress-child"))
+        return bench_compress_child(argc, argv);
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc)

@@ -3,8 +3,8 @@
  *
  * Linear operators. Every linear layer of a model (the seven projections of
  * each block, the token embedding and the classifier) is an mpoc_linear: a
- * dense float32 matrix or an MPO applied core by core (mpoc_mpo_apply),
- * never densified. Both compute Y = X·Wᵀ for a batch of rows X, W being
+ * dense float32 matrix or an MPO applied core by core (a prepared
+ * mpoc_mpo_plan: one gemm and one transpose per site), never densified. Both compute Y = X·Wᵀ for a batch of rows X, W being
  * [out, in].
  *
  * Models. A model is a path: a GGUF file (llama.cpp names `blk.N.*`,
@@ -66,7 +66,10 @@ mpoc_status mpoc_linear_from_tensor(const mpoc_tensor *t, mpoc_linear **out);
 
 /* MPO operator taking ownership of mpo's cores and spectra: on success *mpo
  * is zeroed (mpoc_mpo_free on it is then a no-op). W is mpo->shape.rows ×
- * mpo->shape.cols. MPOC_E_SHAPE for an inconsistent MPO. */
+ * mpo->shape.cols. The operator prepares its application once
+ * (mpoc_mpo_plan_new: the cores permuted for the gemms, the contraction
+ * order with fewer multiply-adds), which costs a second copy of the cores.
+ * MPOC_E_SHAPE for an inconsistent MPO; MPOC_E_NOMEM. */
 mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out);
 
 /* Free; accepts NULL. */

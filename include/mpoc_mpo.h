@@ -144,6 +144,46 @@ mpoc_status mpoc_mpo_inner(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_workspace 
 mpoc_status mpoc_mpo_apply(const mpoc_mpo *mpo, mpoc_mat_view x, bool transpose, mpoc_mat_view y,
                            mpoc_workspace *ws);
 
+/* ---- prepared application (for operators applied many times) ----------
+ *
+ * mpoc_mpo_apply permutes every core on each call and always sweeps left
+ * to right. A plan does that work once: it keeps the cores permuted for the
+ * gemm of each site and picks the cheaper contraction order. Left to right
+ * (site 0 first), site k costs B·|G_k|·(∏_{l<k} out_l)(∏_{l>k} in_l)
+ * multiply-adds for a batch of B rows; right to left (site d−1 first) the
+ * mirror, B·|G_k|·(∏_{l<k} in_l)(∏_{l>k} out_l) (in/out: the column/row
+ * dims of W, swapped with transpose). Each site is one gemm and one
+ * transpose; the input and output transposes are skipped where the layout
+ * allows (batch 1, unpadded contiguous rows). */
+typedef enum mpoc_mpo_order {
+    MPOC_MPO_ORDER_AUTO = 0,  /* the order with fewer multiply-adds (left on ties) */
+    MPOC_MPO_ORDER_LEFT = 1,  /* site 0 first */
+    MPOC_MPO_ORDER_RIGHT = 2  /* site d−1 first */
+} mpoc_mpo_order;
+
+typedef struct mpoc_mpo_plan mpoc_mpo_plan;
+
+/* Multiply-adds per input row of Y = X·Ŵᵀ (transpose: X·Ŵ) in `order`
+ * (AUTO: the cheaper). MPOC_E_SHAPE for an inconsistent MPO. */
+mpoc_status mpoc_mpo_apply_macs(const mpoc_mpo *mpo, bool transpose, mpoc_mpo_order order,
+                                double *macs);
+
+/* A plan for Y = X·Ŵᵀ (transpose: Y = X·Ŵ). Copies what it needs (the
+ * permuted cores: as much memory as the MPO); mpo may be freed after. */
+mpoc_status mpoc_mpo_plan_new(const mpoc_mpo *mpo, bool transpose, mpoc_mpo_order order,
+                              mpoc_mpo_plan **out);
+/* Free; accepts NULL. */
+void mpoc_mpo_plan_free(mpoc_mpo_plan *p);
+/* The order the plan uses (LEFT or RIGHT, never AUTO) and its
+ * multiply-adds per input row. */
+mpoc_mpo_order mpoc_mpo_plan_order(const mpoc_mpo_plan *p);
+double mpoc_mpo_plan_macs(const mpoc_mpo_plan *p);
+/* As mpoc_mpo_apply with the plan's MPO and transpose flag: x is B × in,
+ * y is B × out (distinct memory). `ws` may be NULL (scratch allocated per
+ * call); a plan may be used by several threads with one ws each. */
+mpoc_status mpoc_mpo_plan_apply(const mpoc_mpo_plan *p, mpoc_mat_view x, mpoc_mat_view y,
+                                mpoc_workspace *ws);
+
 /* A random MPO with the given shape and bond ranks (ranks[0..d], ends 1),
  * Gaussian cores scaled by 1/√(r_k m_k n_k), seeded. Not canonical. */
 mpoc_status mpoc_mpo_random(const mpoc_shape *shape, const size_t *ranks, uint64_t seed,

@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "mpoc_io.h"
+#include "mpoc_llama.h"
 #include "mpoc_mat.h"
 #include "mpoc_mpo.h"
 #include "mpoc_quant.h"
@@ -62,6 +63,19 @@ typedef enum mpoc_sweep_layout {
     MPOC_SWEEP_LAYOUT_SPLIT = 1
 } mpoc_sweep_layout;
 
+/* Optional hooks that hand out what a setting would store, for callers that
+ * evaluate it further (mpoc_sweep_model's model-level eval). Called from the
+ * thread running mpoc_sweep_matrix, before the object is freed; a non-OK
+ * return fails the sweep. keep_mpo: the dequantized MPO of each setting (q
+ * is borrowed: copy what you keep). keep_svd: once per matrix (with
+ * baselines, when some setting's svd rank is > 0), the f16-rounded factors
+ * of the largest rank any setting uses: l is rows × rank (row stride rank),
+ * rt is rank × cols; the rank-r baseline of a setting (its svd record's
+ * ranks[0]) is l[:, :r]·rt[:r, :]. */
+typedef mpoc_status (*mpoc_sweep_keep_mpo_fn)(void *user, size_t setting, const mpoc_qmpo *q);
+typedef mpoc_status (*mpoc_sweep_keep_svd_fn)(void *user, const float *l, const float *rt,
+                                              size_t rows, size_t cols, size_t rank);
+
 typedef struct mpoc_sweep_options {
     const size_t *chi;            /* χ values, 0 = no limit (borrowed); none: {0} */
     size_t n_chi;
@@ -80,6 +94,9 @@ typedef struct mpoc_sweep_options {
                                      scratch, as separate runs would (for timing the
                                      sweep against them) */
     mpoc_sweep_layout layout;     /* bytes of block cores (default GGML) */
+    mpoc_sweep_keep_mpo_fn keep_mpo; /* NULL: none (see above) */
+    mpoc_sweep_keep_svd_fn keep_svd; /* NULL: none */
+    void *keep_user;                 /* passed to both */
 } mpoc_sweep_options;
 
 /* Defaults: empty lists (one setting: no truncation, Q8_0), F16 centre,
@@ -127,6 +144,13 @@ typedef struct mpoc_sweep_record {
                                      SVD (svd); 0 for q8_0/q4_0 */
     bool best;                    /* lowest error at the setting's size (above) */
     mpoc_sweep_method best_method;/* the setting's best method (same on all its records) */
+    /* Model-level figures (totals of mpoc_sweep_model with an eval reference;
+     * has_eval false elsewhere): the model with every swept matrix replaced
+     * by this record's method at this setting, teacher-forced against the
+     * reference (mpoc_llama_eval): mean and max KL(P_ref ‖ P_cand) in nats
+     * per predicted token and top-1 agreement. */
+    bool has_eval;
+    double kl_mean, kl_max, top1;
 } mpoc_sweep_record;
 
 /* A list of records. Owns `records` (not the strings they point to). */
@@ -173,6 +197,10 @@ mpoc_status mpoc_sweep_svd_error(mpoc_mat_view w, const mpoc_svd_result *res, si
                                  double *rel_error, double *rel_error_trunc);
 mpoc_status mpoc_sweep_block_error(mpoc_mat_view w, mpoc_sweep_method m, double *rel_error,
                                    uint64_t *bytes);
+/* What the q8_0 / q4_0 baseline stores, decoded: w with each row zero-padded
+ * to whole blocks of 32, quantized and dequantized, cropped back (in place:
+ * w is rows × cols with row stride ld). */
+mpoc_status mpoc_sweep_block_roundtrip(mpoc_mat_view w, mpoc_sweep_method m);
 
 /* Bytes of an MPO stored with `types` under `layout` (cores and scales). */
 mpoc_status mpoc_sweep_qmpo_bytes(const mpoc_qmpo *q, mpoc_sweep_layout layout, uint64_t *bytes);
@@ -220,6 +248,18 @@ typedef struct mpoc_sweep_model_options {
     void *emit_user;
     mpoc_sweep_progress_fn progress; /* may be NULL */
     void *progress_user;
+    /* Model-level evaluation (NULL: off). With a reference model and token
+     * sequences, every setting's totals get has_eval, kl_mean, kl_max, top1:
+     * the model at `path` is opened as a LLaMA model (mpoc_llama_open) with
+     * each swept matrix supplied by the record's method (mpo: the setting's
+     * dequantized MPO, run on its cores; svd: the rank-r f16 factors'
+     * product; q8_0/q4_0: the block-quantized matrix, computed once for all
+     * settings) and compared with eval_ref over the tokens (mpoc_llama_eval).
+     * The unswept tensors stay as stored. Memory: the dequantized MPOs of
+     * every setting and the SVD factors are kept until the totals. */
+    const mpoc_llama *eval_ref;
+    const int32_t *eval_tokens;   /* eval_n_seq × eval_length ids, each row from BOS */
+    size_t eval_n_seq, eval_length;
 } mpoc_sweep_model_options;
 
 mpoc_sweep_model_options mpoc_sweep_model_options_default(void);

@@ -11,7 +11,8 @@ struct mpoc_linear {
     mpoc_linear_kind kind;
     size_t rows, cols; /* W is rows × cols = [out, in] */
     mpoc_mat dense;    /* DENSE: rows × cols, owned */
-    mpoc_mpo mpo;      /* MPO: owned cores */
+    mpoc_mpo mpo;      /* MPO: owned cores (gather, params) */
+    mpoc_mpo_plan *plan; /* MPO: the cores permuted once, cheaper order (apply) */
 };
 
 mpoc_status mpoc_linear_new_dense(mpoc_mat *w, mpoc_linear **out)
@@ -59,6 +60,11 @@ mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out)
     mpoc_linear *l = calloc(1, sizeof *l);
     if (!l)
         return MPOC_E_NOMEM;
+    mpoc_status st = mpoc_mpo_plan_new(mpo, false, MPOC_MPO_ORDER_AUTO, &l->plan);
+    if (st != MPOC_OK) {
+        free(l);
+        return st;
+    }
     l->kind = MPOC_LINEAR_MPO;
     l->rows = s->rows;
     l->cols = s->cols;
@@ -74,6 +80,7 @@ void mpoc_linear_free(mpoc_linear *l)
         return;
     mpoc_mat_free(&l->dense);
     mpoc_mpo_free(&l->mpo);
+    mpoc_mpo_plan_free(l->plan);
     free(l);
 }
 
@@ -94,7 +101,7 @@ mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_vi
         MPOC_FAIL(MPOC_E_SHAPE, "linear %zu x %zu: X is %zu x %zu and Y %zu x %zu", l->rows,
                   l->cols, x.rows, x.cols, y.rows, y.cols);
     if (l->kind == MPOC_LINEAR_MPO)
-        return mpoc_mpo_apply(&l->mpo, x, false, y, ws);
+        return mpoc_mpo_plan_apply(l->plan, x, y, ws);
     return mpoc_la_gemm(false, true, x.rows, l->rows, l->cols, 1.0f, x.data, x.ld,
                         l->dense.data, l->cols, 0.0f, y.data, y.ld);
 }

@@ -826,6 +826,222 @@ mpoc_status mpoc_mpo_apply(const mpoc_mpo *mpo, mpoc_mat_view x, bool transpose,
     return st;
 }
 
+/* ------------------------------------------------------- prepared apply */
+
+struct mpoc_mpo_plan {
+    size_t sites;
+    size_t in_d[MPOC_MAX_SITES], out_d[MPOC_MAX_SITES]; /* per site, after transpose */
+    size_t ranks[MPOC_MAX_SITES + 1];
+    size_t in, out, in_pad, out_pad;     /* X has `in` columns, Y `out` */
+    mpoc_mpo_order order;                /* LEFT or RIGHT */
+    double macs;                         /* per input row */
+    float *cores[MPOC_MAX_SITES];        /* permuted for the order's gemm */
+};
+
+/* Multiply-adds per input row of one order, from the site dims. */
+static double order_macs(const mpoc_mpo *mpo, const size_t *in, const size_t *out, bool left)
+{
+    size_t d = mpo->shape.sites;
+    double total = 0.0;
+    for (size_t k = 0; k < d; k++) {
+        double c = (double)mpoc_mpo_core_size(mpo, k);
+        for (size_t l = 0; l < k; l++)
+            c *= (double)(left ? out[l] : in[l]);
+        for (size_t l = k + 1; l < d; l++)
+            c *= (double)(left ? in[l] : out[l]);
+        total += c;
+    }
+    return total;
+}
+
+mpoc_status mpoc_mpo_apply_macs(const mpoc_mpo *mpo, bool transpose, mpoc_mpo_order order,
+                                double *macs)
+{
+    MPOC_TRY(check_mpo(mpo));
+    const mpoc_shape *s = &mpo->shape;
+    const size_t *in = transpose ? s->row_dims : s->col_dims, *out = transpose ? s->col_dims : s->row_dims;
+    double l = order_macs(mpo, in, out, true), r = order_macs(mpo, in, out, false);
+    *macs = order == MPOC_MPO_ORDER_LEFT ? l : order == MPOC_MPO_ORDER_RIGHT ? r : fmin(l, r);
+    return MPOC_OK;
+}
+
+void mpoc_mpo_plan_free(mpoc_mpo_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t k = 0; k < p->sites; k++)
+        free(p->cores[k]);
+    free(p);
+}
+
+mpoc_mpo_order mpoc_mpo_plan_order(const mpoc_mpo_plan *p) { return p->order; }
+double mpoc_mpo_plan_macs(const mpoc_mpo_plan *p) { return p->macs; }
+
+/* Right-to-left layout of core k: H[(in, r'), (r, out)] = G[r, i, j, r']. */
+static void permute_core_right(const mpoc_mpo *mpo, size_t k, bool transpose, float *h)
+{
+    size_t r = mpo->ranks[k], r2 = mpo->ranks[k + 1];
+    size_t m = mpo->shape.row_dims[k], n = mpo->shape.col_dims[k];
+    size_t out_d = transpose ? n : m;
+    const float *g = mpo->cores[k];
+    for (size_t a = 0; a < r; a++)
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++)
+                for (size_t b = 0; b < r2; b++) {
+                    size_t o = transpose ? j : i, in = transpose ? i : j;
+                    h[(in * r2 + b) * (r * out_d) + a * out_d + o] = g[((a * m + i) * n + j) * r2 + b];
+                }
+}
+
+mpoc_status mpoc_mpo_plan_new(const mpoc_mpo *mpo, bool transpose, mpoc_mpo_order order,
+                              mpoc_mpo_plan **out)
+{
+    *out = NULL;
+    MPOC_TRY(check_mpo(mpo));
+    if ((unsigned)order > MPOC_MPO_ORDER_RIGHT)
+        MPOC_FAIL(MPOC_E_INVAL, "MPO plan: invalid order %d", (int)order);
+    const mpoc_shape *s = &mpo->shape;
+    mpoc_mpo_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return MPOC_E_NOMEM;
+    p->sites = s->sites;
+    const size_t *in = transpose ? s->row_dims : s->col_dims, *o = transpose ? s->col_dims : s->row_dims;
+    memcpy(p->in_d, in, s->sites * sizeof(size_t));
+    memcpy(p->out_d, o, s->sites * sizeof(size_t));
+    memcpy(p->ranks, mpo->ranks, (s->sites + 1) * sizeof(size_t));
+    p->in = transpose ? s->rows : s->cols;
+    p->out = transpose ? s->cols : s->rows;
+    p->in_pad = transpose ? s->padded_rows : s->padded_cols;
+    p->out_pad = transpose ? s->padded_cols : s->padded_rows;
+    double l = order_macs(mpo, in, o, true), r = order_macs(mpo, in, o, false);
+    p->order = order == MPOC_MPO_ORDER_AUTO ? (r < l ? MPOC_MPO_ORDER_RIGHT : MPOC_MPO_ORDER_LEFT)
+                                            : order;
+    p->macs = p->order == MPOC_MPO_ORDER_LEFT ? l : r;
+    for (size_t k = 0; k < s->sites; k++) {
+        p->cores[k] = mpoc_alloc_array(mpoc_mpo_core_size(mpo, k), sizeof(float));
+        if (!p->cores[k]) {
+            mpoc_mpo_plan_free(p);
+            return MPOC_E_NOMEM;
+        }
+        if (p->order == MPOC_MPO_ORDER_LEFT)
+            permute_core(mpo, k, transpose, p->cores[k]);
+        else
+            permute_core_right(mpo, k, transpose, p->cores[k]);
+    }
+    *out = p;
+    return MPOC_OK;
+}
+
+/* Largest state of the plan's sweep for a batch of b rows (checked). */
+static mpoc_status plan_zmax(const mpoc_mpo_plan *p, size_t b, size_t *zmax)
+{
+    *zmax = 0;
+    bool left = p->order == MPOC_MPO_ORDER_LEFT;
+    for (size_t k = 0; k <= p->sites; k++) { /* the state between sites k−1 and k */
+        size_t z = b;
+        bool ok = mpoc_mul_size(z, p->ranks[k], &z);
+        for (size_t l = 0; ok && l < p->sites; l++)
+            ok = mpoc_mul_size(z, (l < k) == left ? p->out_d[l] : p->in_d[l], &z);
+        if (!ok)
+            MPOC_FAIL(MPOC_E_OVERFLOW, "MPO plan: intermediate of batch %zu overflows", b);
+        *zmax = z > *zmax ? z : *zmax;
+    }
+    return MPOC_OK;
+}
+
+/* Left to right (as apply_sweep, cores already permuted). z holds Z_0 = Xᵀ
+ * (in_pad × b); the last transpose goes to `dst` (ld out_pad) when given. */
+static mpoc_status plan_left(const mpoc_mpo_plan *p, size_t b, const float *z0, float *z,
+                             float *tmp, float *dst, const float **result)
+{
+    size_t size = b * p->in_pad;
+    const float *cur = z0;
+    for (size_t k = 0; k < p->sites; k++) {
+        size_t r = p->ranks[k], r2 = p->ranks[k + 1], in = p->in_d[k], o = p->out_d[k];
+        size_t l = size / (r * in);
+        MPOC_TRY(mpoc_la_gemm(false, false, o * r2, l, r * in, 1.0f, p->cores[k], r * in, cur, l,
+                              0.0f, tmp, l));
+        size = o * r2 * l;
+        float *next = k + 1 == p->sites && dst ? dst : z;
+        MPOC_TRY(mpoc_la_transpose(o, size / o, tmp, size / o, next, o));
+        cur = next;
+    }
+    *result = cur;
+    return MPOC_OK;
+}
+
+/* Right to left: R_k = [(out_{>k}, b, in_{<k}), (in_k, r_{k+1})]; C = R_k·H_k
+ * is [(…), (r_k, out_k)], and moving out_k to the front (one transpose)
+ * gives R_{k−1}. R_{d−1} = X (padded); R_{−1} = Yᵀ (out_pad × b). */
+static mpoc_status plan_right(const mpoc_mpo_plan *p, size_t b, const float *x0, float *z,
+                              float *tmp, const float **result)
+{
+    size_t size = b * p->in_pad;
+    const float *cur = x0;
+    for (size_t k = p->sites; k-- > 0;) {
+        size_t r = p->ranks[k], r2 = p->ranks[k + 1], in = p->in_d[k], o = p->out_d[k];
+        size_t q = size / (in * r2);
+        MPOC_TRY(mpoc_la_gemm(false, false, q, r * o, in * r2, 1.0f, cur, in * r2, p->cores[k],
+                              r * o, 0.0f, tmp, r * o));
+        size = q * r * o;
+        MPOC_TRY(mpoc_la_transpose(q * r, o, tmp, o, z, q * r));
+        cur = z; /* the gemm has consumed z before the transpose overwrites it */
+    }
+    *result = cur;
+    return MPOC_OK;
+}
+
+mpoc_status mpoc_mpo_plan_apply(const mpoc_mpo_plan *p, mpoc_mat_view x, mpoc_mat_view y,
+                                mpoc_workspace *user_ws)
+{
+    if (!p || x.cols != p->in || y.cols != p->out || x.rows != y.rows || x.rows == 0 || !x.data ||
+        !y.data || x.ld < x.cols || y.ld < y.cols)
+        MPOC_FAIL(MPOC_E_SHAPE, "apply: X is %zu x %zu and Y %zu x %zu, expected B x %zu and B x %zu",
+                  x.rows, x.cols, y.rows, y.cols, p ? p->in : 0, p ? p->out : 0);
+    size_t b = x.rows, zmax;
+    MPOC_TRY(plan_zmax(p, b, &zmax));
+    mpoc_workspace *owned;
+    struct mpoc_workspace *ws = ws_or_new(user_ws, &owned);
+    if (!ws)
+        return MPOC_E_NOMEM;
+    float *z = mpoc_ws_floats(ws, WS_MPO_A, zmax), *tmp = mpoc_ws_floats(ws, WS_MPO_B, zmax);
+    mpoc_status st = z && tmp ? MPOC_OK : MPOC_E_NOMEM;
+    bool padded_in = p->in_pad != p->in, padded_out = p->out_pad != p->out;
+    const float *res = NULL;
+    if (st == MPOC_OK && p->order == MPOC_MPO_ORDER_LEFT) {
+        /* Z_0 = Xᵀ: X itself for one unpadded row */
+        const float *z0 = x.data;
+        if (b > 1 || padded_in) {
+            st = mpoc_la_transpose(b, x.cols, x.data, x.ld, z, b);
+            memset(z + x.cols * b, 0, (p->in_pad - x.cols) * b * sizeof(float));
+            z0 = z;
+        }
+        /* the last transpose writes Y in place when its rows are contiguous */
+        bool direct = !padded_out && (b == 1 || y.ld == y.cols);
+        if (st == MPOC_OK)
+            st = plan_left(p, b, z0, z, tmp, direct ? y.data : NULL, &res);
+        if (st == MPOC_OK && res != y.data)
+            for (size_t i = 0; i < b; i++)
+                memcpy(y.data + i * y.ld, res + i * p->out_pad, y.cols * sizeof(float));
+    } else if (st == MPOC_OK) {
+        /* R_{d−1} = X: used in place when unpadded and contiguous */
+        const float *x0 = x.data;
+        if (padded_in || (b > 1 && x.ld != x.cols)) {
+            for (size_t i = 0; i < b; i++) {
+                memcpy(z + i * p->in_pad, x.data + i * x.ld, x.cols * sizeof(float));
+                memset(z + i * p->in_pad + x.cols, 0, (p->in_pad - x.cols) * sizeof(float));
+            }
+            x0 = z;
+        }
+        st = plan_right(p, b, x0, z, tmp, &res);
+        /* res is Yᵀ (out_pad × b): crop and transpose into Y */
+        if (st == MPOC_OK)
+            st = mpoc_la_transpose(p->out, b, res, b, y.data, y.ld);
+    }
+    mpoc_workspace_free(owned);
+    return st;
+}
+
 /* ------------------------------------------------------------------ random */
 
 mpoc_status mpoc_mpo_random(const mpoc_shape *shape, const size_t *ranks, uint64_t seed, mpoc_mpo *out)

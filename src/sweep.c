@@ -174,6 +174,32 @@ mpoc_status mpoc_sweep_block_error(mpoc_mat_view w, mpoc_sweep_method m, double 
     return MPOC_OK;
 }
 
+mpoc_status mpoc_sweep_block_roundtrip(mpoc_mat_view w, mpoc_sweep_method m)
+{
+    if (m != MPOC_SWEEP_Q8_0 && m != MPOC_SWEEP_Q4_0)
+        MPOC_FAIL(MPOC_E_INVAL, "sweep: %s is not a block baseline", mpoc_sweep_method_name(m));
+    if (!w.data || w.ld < w.cols)
+        MPOC_FAIL(MPOC_E_SHAPE, "sweep: malformed %zu x %zu matrix", w.rows, w.cols);
+    mpoc_dtype dt = m == MPOC_SWEEP_Q8_0 ? MPOC_DTYPE_Q8_0 : MPOC_DTYPE_Q4_0;
+    size_t padded = (w.cols + 31) / 32 * 32, blocks = padded / 32;
+    float *row = mpoc_alloc_array(padded, sizeof(float));
+    uint8_t *enc = malloc(blocks * 34);
+    mpoc_status st = row && enc ? MPOC_OK : MPOC_E_NOMEM;
+    for (size_t i = 0; st == MPOC_OK && i < w.rows; i++) {
+        float *dst = w.data + i * w.ld;
+        memset(row, 0, padded * sizeof(float));
+        memcpy(row, dst, w.cols * sizeof(float));
+        st = mpoc_dtype_from_f32(dt, row, padded, enc);
+        if (st == MPOC_OK)
+            st = mpoc_dtype_to_f32(dt, enc, padded, row);
+        if (st == MPOC_OK)
+            memcpy(dst, row, w.cols * sizeof(float));
+    }
+    free(row);
+    free(enc);
+    return st;
+}
+
 /* L = U_r·diag(√σ) and R = diag(√σ)·V_rᵀ rounded through f16. */
 static void f16_factors(const mpoc_svd_result *res, size_t r, float *l, float *rt)
 {
@@ -305,6 +331,8 @@ static mpoc_status mpo_record(const sweep_ctx *c, const mpoc_mpo *m, double trun
         rec->rel_error = qr.rel_error;
         rec->rel_error_trunc = trunc_err;
         finish_sizes(rec);
+        if (c->o->keep_mpo)
+            st = c->o->keep_mpo(c->o->keep_user, rec->setting, &q);
     }
     mpoc_qmpo_free(&q);
     return st;
@@ -494,6 +522,22 @@ static mpoc_status svd_record(const sweep_ctx *c, const mpoc_svd_result *res, sv
     return MPOC_OK;
 }
 
+/* Hand the f16 factors of the whole computed SVD to the caller's hook. */
+static mpoc_status keep_factors(const sweep_ctx *c, const mpoc_svd_result *svd)
+{
+    size_t m = c->w.rows, n = c->w.cols, r = svd->rank;
+    float *l = mpoc_alloc_array(m, (r ? r : 1) * sizeof(float));
+    float *rt = mpoc_alloc_array(r ? r : 1, n * sizeof(float));
+    mpoc_status st = l && rt ? MPOC_OK : MPOC_E_NOMEM;
+    if (st == MPOC_OK) {
+        f16_factors(svd, r, l, rt);
+        st = c->o->keep_svd(c->o->keep_user, l, rt, m, n, r);
+    }
+    free(l);
+    free(rt);
+    return st;
+}
+
 /* Baseline records for every setting, after the mpo records. */
 static mpoc_status add_baselines(const sweep_ctx *c, mpoc_sweep_record *mpo_recs, size_t ns,
                                  mpoc_sweep_record *out, mpoc_sweep_result *res_out)
@@ -518,6 +562,8 @@ static mpoc_status add_baselines(const sweep_ctx *c, mpoc_sweep_record *mpo_recs
     res_out->seconds_svd = now_seconds() - t0;
     mpoc_sweep_record q[2];
     mpoc_status st = MPOC_OK;
+    if (rmax > 0 && c->o->keep_svd)
+        st = keep_factors(c, &svd);
     for (int b = 0; st == MPOC_OK && b < 2; b++) {
         q[b] = c->base;
         q[b].method = b ? MPOC_SWEEP_Q4_0 : MPOC_SWEEP_Q8_0;

@@ -6,13 +6,17 @@
 
 #include <fnmatch.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fileio.h"
 #include "internal.h"
+#include "linalg.h"
+#include "mpoc_llama.h"
 #include "mpoc_model.h"
 #include "mpoc_pipeline.h"
+#include "util.h"
 
 mpoc_sweep_model_options mpoc_sweep_model_options_default(void)
 {
@@ -41,6 +45,14 @@ static bool selected(const mpoc_tensor *t, const mpoc_sweep_model_options *o)
            t->shape[1] >= 2;
 }
 
+/* What one swept tensor would store at each setting, kept for the
+ * model-level eval: the dequantized MPOs and the SVD baseline's factors. */
+typedef struct eval_slot {
+    mpoc_mpo *mpo;                /* [ns], zeroed until kept */
+    float *l, *rt;                /* rows × rank, rank × cols (f16-rounded) */
+    size_t rows, cols, rank;
+} eval_slot;
+
 typedef struct model_run {
     const mpoc_model *m;
     const mpoc_sweep_model_options *o;
@@ -52,7 +64,47 @@ typedef struct model_run {
     int stop;
     mpoc_status err;
     size_t err_index;
+    size_t ns;                    /* settings of the grid */
+    eval_slot *slots;             /* [n_sel] with an eval reference, else NULL */
 } model_run;
+
+static mpoc_status keep_mpo(void *user, size_t setting, const mpoc_qmpo *q)
+{
+    eval_slot *e = user;
+    mpoc_mpo_free(&e->mpo[setting]);
+    return mpoc_mpo_copy(&e->mpo[setting], &q->mpo);
+}
+
+static mpoc_status keep_svd(void *user, const float *l, const float *rt, size_t rows, size_t cols,
+                            size_t rank)
+{
+    eval_slot *e = user;
+    free(e->l);
+    free(e->rt);
+    e->l = mpoc_alloc_array(rows, rank * sizeof(float));
+    e->rt = mpoc_alloc_array(rank, cols * sizeof(float));
+    if (!e->l || !e->rt)
+        return MPOC_E_NOMEM;
+    memcpy(e->l, l, rows * rank * sizeof(float));
+    memcpy(e->rt, rt, rank * cols * sizeof(float));
+    e->rows = rows;
+    e->cols = cols;
+    e->rank = rank;
+    return MPOC_OK;
+}
+
+static void free_slots(model_run *r)
+{
+    for (size_t i = 0; r->slots && i < r->n_sel; i++) {
+        for (size_t s = 0; r->slots[i].mpo && s < r->ns; s++)
+            mpoc_mpo_free(&r->slots[i].mpo[s]);
+        free(r->slots[i].mpo);
+        free(r->slots[i].l);
+        free(r->slots[i].rt);
+    }
+    free(r->slots);
+    r->slots = NULL;
+}
 
 static void fail_at(model_run *r, size_t i, mpoc_status st)
 {
@@ -73,7 +125,13 @@ static mpoc_status sweep_one(model_run *r, size_t i, mpoc_workspace *ws)
     mpoc_status st = mpoc_tensor_read_f32(t, &w);
     if (st != MPOC_OK)
         MPOC_FAIL(st, "tensor '%s': cannot be read as float32", t->name);
-    st = mpoc_sweep_matrix(mpoc_mat_view_of(&w), t->name, t->nbytes, &r->sw, ws, &r->res[i]);
+    mpoc_sweep_options sw = r->sw;
+    if (r->slots) {
+        sw.keep_mpo = keep_mpo;
+        sw.keep_svd = sw.baselines ? keep_svd : NULL;
+        sw.keep_user = &r->slots[i];
+    }
+    st = mpoc_sweep_matrix(mpoc_mat_view_of(&w), t->name, t->nbytes, &sw, ws, &r->res[i]);
     mpoc_mat_free(&w);
     if (st != MPOC_OK)
         mpoc_log_("tensor '%s': sweep failed", t->name);
@@ -142,7 +200,151 @@ static mpoc_status run_all(model_run *r)
     return r->err;
 }
 
-static mpoc_status emit_totals(model_run *r)
+/* ---- model-level eval ---------------------------------------------------- */
+
+/* The candidate being evaluated: every swept matrix as `method` at `setting`. */
+typedef struct eval_cand {
+    const model_run *r;
+    size_t setting;
+    mpoc_sweep_method method;
+} eval_cand;
+
+/* The svd record's rank of tensor i at a setting. */
+static size_t svd_rank(const model_run *r, size_t i, size_t setting)
+{
+    const mpoc_sweep_result *res = &r->res[i];
+    for (size_t k = 0; k < res->n; k++)
+        if (res->records[k].setting == setting && res->records[k].method == MPOC_SWEEP_SVD)
+            return res->records[k].ranks[0];
+    return 0;
+}
+
+static mpoc_status svd_dense(const eval_slot *e, size_t rank, mpoc_linear **out)
+{
+    mpoc_mat d;
+    MPOC_TRY(mpoc_mat_zeros(&d, e->rows, e->cols));
+    mpoc_status st = MPOC_OK;
+    if (rank > e->rank)
+        st = MPOC_E_INVAL;
+    else if (rank > 0)
+        st = mpoc_la_gemm(false, false, e->rows, e->cols, rank, 1.0f, e->l, e->rank, e->rt,
+                          e->cols, 0.0f, d.data, d.cols);
+    if (st == MPOC_OK)
+        st = mpoc_linear_new_dense(&d, out);
+    mpoc_mat_free(&d);
+    return st;
+}
+
+/* mpoc_llama_options.linear_source: the swept tensors as the candidate's
+ * method; everything else declined (read as stored). */
+static mpoc_status eval_source(void *user, const mpoc_model *model, const char *name, size_t rows,
+                               size_t cols, mpoc_linear **out)
+{
+    const eval_cand *c = user;
+    const model_run *r = c->r;
+    size_t i = 0;
+    while (i < r->n_sel && strcmp(mpoc_model_tensor(r->m, r->sel[i])->name, name) != 0)
+        i++;
+    if (i == r->n_sel)
+        return MPOC_E_NOTFOUND;
+    const eval_slot *e = &r->slots[i];
+    (void)rows;
+    (void)cols;
+    if (c->method == MPOC_SWEEP_MPO) {
+        mpoc_mpo m;
+        memset(&m, 0, sizeof m);
+        if (!e->mpo[c->setting].cores[0])
+            MPOC_FAIL(MPOC_E_INVAL, "sweep eval: no MPO kept for '%s' at setting %zu", name,
+                      c->setting);
+        MPOC_TRY(mpoc_mpo_copy(&m, &e->mpo[c->setting]));
+        mpoc_status st = mpoc_linear_new_mpo(&m, out);
+        mpoc_mpo_free(&m);
+        return st;
+    }
+    if (c->method == MPOC_SWEEP_SVD) {
+        size_t rank = svd_rank(r, i, c->setting);
+        if (rank > 0 && !e->l)
+            MPOC_FAIL(MPOC_E_INVAL, "sweep eval: no SVD factors kept for '%s'", name);
+        mpoc_status st = svd_dense(e, rank, out);
+        if (st != MPOC_OK)
+            mpoc_log_("sweep eval: svd baseline of '%s' (rank %zu of %zu)", name, rank, e->rank);
+        return st;
+    }
+    /* q8_0 / q4_0: the stored tensor, block-quantized as the baseline does */
+    const mpoc_tensor *t = NULL;
+    for (size_t k = 0; k < mpoc_model_tensor_count(model) && !t; k++)
+        if (!strcmp(mpoc_model_tensor(model, k)->name, name))
+            t = mpoc_model_tensor(model, k);
+    if (!t)
+        return MPOC_E_NOTFOUND;
+    mpoc_mat w;
+    MPOC_TRY(mpoc_tensor_read_f32(t, &w));
+    mpoc_status st = mpoc_sweep_block_roundtrip(mpoc_mat_view_of(&w), c->method);
+    if (st == MPOC_OK)
+        st = mpoc_linear_new_dense(&w, out);
+    mpoc_mat_free(&w);
+    return st;
+}
+
+typedef struct eval_figs {
+    bool done;
+    double kl_mean, kl_max, top1;
+} eval_figs;
+
+static mpoc_status eval_one(model_run *r, const char *path, size_t setting,
+                            mpoc_sweep_method method, eval_figs *out)
+{
+    const mpoc_sweep_model_options *o = r->o;
+    eval_cand c = {r, setting, method};
+    mpoc_llama_options lo = mpoc_llama_options_default();
+    lo.linear_source = eval_source;
+    lo.linear_user = &c;
+    mpoc_llama *cand = NULL;
+    mpoc_status st = mpoc_llama_open(path, &lo, &cand);
+    mpoc_eval_result er;
+    if (st == MPOC_OK)
+        st = mpoc_llama_eval(o->eval_ref, cand, o->eval_tokens, o->eval_n_seq, o->eval_length,
+                             &er);
+    mpoc_llama_free(cand);
+    if (st != MPOC_OK) {
+        mpoc_log_("sweep eval: %s at setting %zu of %s failed", mpoc_sweep_method_name(method),
+                  setting, path);
+        return st;
+    }
+    out->done = true;
+    out->kl_mean = er.kl_mean;
+    out->kl_max = er.kl_max;
+    out->top1 = er.top1;
+    return MPOC_OK;
+}
+
+/* figs[s · METHODS + m]; q8_0 / q4_0 do not depend on the setting and are
+ * evaluated once. */
+static mpoc_status eval_all(model_run *r, const char *path, eval_figs *figs)
+{
+    size_t nm = MPOC_SWEEP_METHOD_COUNT_, nsteps = r->ns * (r->sw.baselines ? 2 : 1) +
+                                                   (r->sw.baselines ? 2 : 0), step = 0;
+    mpoc_status st = MPOC_OK;
+    for (size_t s = 0; st == MPOC_OK && s < r->ns; s++)
+        for (size_t m = 0; st == MPOC_OK && m < nm; m++) {
+            if (m != MPOC_SWEEP_MPO && !r->sw.baselines)
+                continue;
+            if ((m == MPOC_SWEEP_Q8_0 || m == MPOC_SWEEP_Q4_0) && s > 0) {
+                figs[s * nm + m] = figs[m];
+                continue;
+            }
+            st = eval_one(r, path, s, (mpoc_sweep_method)m, &figs[s * nm + m]);
+            if (st == MPOC_OK && r->o->progress) {
+                char what[64];
+                snprintf(what, sizeof what, "eval: %s, setting %zu", mpoc_sweep_method_name(
+                         (mpoc_sweep_method)m), s);
+                r->o->progress(r->o->progress_user, what, ++step, nsteps);
+            }
+        }
+    return st;
+}
+
+static mpoc_status emit_totals(model_run *r, const eval_figs *figs)
 {
     size_t n = 0;
     for (size_t i = 0; i < r->n_sel; i++)
@@ -157,8 +359,17 @@ static mpoc_status emit_totals(model_run *r)
     mpoc_sweep_result tot;
     memset(&tot, 0, sizeof tot);
     mpoc_status st = mpoc_sweep_totals(all, n, &r->sw, &tot);
-    for (size_t i = 0; st == MPOC_OK && i < tot.n; i++)
-        st = r->o->emit(r->o->emit_user, &tot.records[i]);
+    for (size_t i = 0; st == MPOC_OK && i < tot.n; i++) {
+        mpoc_sweep_record *t = &tot.records[i];
+        const eval_figs *f = figs ? &figs[t->setting * MPOC_SWEEP_METHOD_COUNT_ + t->method] : NULL;
+        if (f && f->done) {
+            t->has_eval = true;
+            t->kl_mean = f->kl_mean;
+            t->kl_max = f->kl_max;
+            t->top1 = f->top1;
+        }
+        st = r->o->emit(r->o->emit_user, t);
+    }
     mpoc_sweep_result_free(&tot);
     free(all);
     return st;
@@ -178,7 +389,17 @@ static mpoc_status select_all(model_run *r)
                   "and MLP projections by default; see --include)", nt);
     r->res = calloc(r->n_sel, sizeof *r->res);
     r->done = calloc(r->n_sel, sizeof *r->done);
-    return r->res && r->done ? MPOC_OK : MPOC_E_NOMEM;
+    if (!r->res || !r->done)
+        return MPOC_E_NOMEM;
+    if (r->o->eval_ref) {
+        r->slots = calloc(r->n_sel, sizeof *r->slots);
+        if (!r->slots)
+            return MPOC_E_NOMEM;
+        for (size_t i = 0; i < r->n_sel; i++)
+            if (!(r->slots[i].mpo = calloc(r->ns, sizeof *r->slots[i].mpo)))
+                return MPOC_E_NOMEM;
+    }
+    return MPOC_OK;
 }
 
 mpoc_status mpoc_sweep_model(const char *path, const mpoc_sweep_model_options *opt)
@@ -194,11 +415,27 @@ mpoc_status mpoc_sweep_model(const char *path, const mpoc_sweep_model_options *o
     r.m = m;
     mpoc_format f = mpoc_model_format(m);
     r.sw.layout = f == MPOC_FORMAT_GGUF ? MPOC_SWEEP_LAYOUT_GGML : MPOC_SWEEP_LAYOUT_SPLIT;
-    mpoc_status st = select_all(&r);
+    r.ns = mpoc_sweep_setting_count(&r.sw);
+    eval_figs *figs = NULL;
+    mpoc_status st = MPOC_OK;
+    if (opt->eval_ref) {
+        if (!opt->eval_tokens || opt->eval_n_seq == 0 || opt->eval_length < 2)
+            st = MPOC_E_INVAL;
+        if (st != MPOC_OK)
+            mpoc_log_("sweep eval: no token sequences (need at least one of 2 or more tokens)");
+        else if (!(figs = calloc(r.ns * MPOC_SWEEP_METHOD_COUNT_, sizeof *figs)))
+            st = MPOC_E_NOMEM;
+    }
+    if (st == MPOC_OK)
+        st = select_all(&r);
     if (st == MPOC_OK)
         st = run_all(&r);
+    if (st == MPOC_OK && figs)
+        st = eval_all(&r, path, figs);
     if (st == MPOC_OK)
-        st = emit_totals(&r);
+        st = emit_totals(&r, figs);
+    free_slots(&r);
+    free(figs);
     for (size_t i = 0; r.res && i < r.n_sel; i++)
         mpoc_sweep_result_free(&r.res[i]);
     free(r.res);

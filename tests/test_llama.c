@@ -966,6 +966,13 @@ static void test_linear_operators(void **state)
         for (size_t j = 0; j < 20; j++)
             assert_true(fabs(g3[i * 20 + j] - w.data[(11 - i) * 20 + j]) <=
                         10 * nt_tol(8, 12, 20) * max_abs(w.data, 240));
+    /* ...and applied (a prepared plan) to a batch and to one row: the dense result */
+    float y3[60];
+    NT_ASSERT_OK(mpoc_linear_apply(q3, mpoc_mat_view_of(&x), mpoc_view_wrap(y3, 5, 12, 12), NULL));
+    assert_true(max_diff(y3, yr, 60) <= 10 * tol);
+    NT_ASSERT_OK(mpoc_linear_apply(q3, mpoc_view_wrap(x.data + 40, 1, 20, 20),
+                                   mpoc_view_wrap(y3, 1, 12, 12), NULL));
+    assert_true(max_diff(y3, yr + 24, 12) <= 10 * tol);
     mpoc_linear_free(q3);
     int32_t bad[1] = {12};
     assert_int_equal(mpoc_linear_gather_rows(q, bad, 1, mpoc_view_wrap(gq, 1, 20, 20), NULL),

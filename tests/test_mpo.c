@@ -377,6 +377,96 @@ static void test_apply_matches_dense(void **state)
     }
 }
 
+/* Y = X·Wᵀ (t = 0) or X·W (t = 1) in double, against the float result y
+ * (row stride ldy): largest difference relative to the largest entry. */
+static double apply_error(const mpoc_mat *w, mpoc_mat_view x, int t, const float *y, size_t ldy)
+{
+    size_t in = t ? w->rows : w->cols, out = t ? w->cols : w->rows;
+    double maxdiff = 0, scale = 0;
+    for (size_t q = 0; q < x.rows; q++)
+        for (size_t o = 0; o < out; o++) {
+            double acc = 0;
+            for (size_t i = 0; i < in; i++)
+                acc += (double)x.data[q * x.ld + i] *
+                       (t ? w->data[i * w->cols + o] : w->data[o * w->cols + i]);
+            maxdiff = fmax(maxdiff, fabs(acc - y[q * ldy + o]));
+            scale = fmax(scale, fabs(acc));
+        }
+    return maxdiff / scale;
+}
+
+/* Prepared application: both orders, both orientations, padded and
+ * unpadded shapes, batch 1 and larger, strided outputs; AUTO picks the
+ * order with fewer multiply-adds, and the counts follow the formula. */
+static void test_plan_matches_dense(void **state)
+{
+    (void)state;
+    size_t m[3] = {2, 3, 5}, n[3] = {6, 2, 2}, ranks[4] = {1, 4, 3, 1};
+    mpoc_shape full = shape_of(3, m, n), padded, one;
+    NT_ASSERT_OK(mpoc_shape_explicit(29, 23, 3, m, n, &padded)); /* 30 × 24 padded */
+    size_t m1[1] = {7}, n1[1] = {5}, r1[2] = {1, 1};
+    one = shape_of(1, m1, n1);
+    const mpoc_shape *shapes[3] = {&full, &padded, &one};
+    for (int p = 0; p < 3; p++) {
+        mpoc_mpo mpo;
+        NT_ASSERT_OK(mpoc_mpo_random(shapes[p], p == 2 ? r1 : ranks, 30 + (uint64_t)p, &mpo));
+        mpoc_mat w = dense_of(&mpo);
+        for (int t = 0; t < 2; t++) {
+            size_t in = t ? w.rows : w.cols, out = t ? w.cols : w.rows;
+            double macs[3];
+            for (int o = 0; o < 3; o++)
+                NT_ASSERT_OK(mpoc_mpo_apply_macs(&mpo, t == 1, (mpoc_mpo_order)o, &macs[o]));
+            assert_true(macs[0] == fmin(macs[1], macs[2]));
+            if (p == 0 && t == 0) { /* by hand: |G_k|·(out before)·(in after) and the mirror */
+                assert_true(macs[1] == 48.0 * 4 + 72.0 * 2 * 2 + 30.0 * 6);
+                assert_true(macs[2] == 48.0 * 15 + 72.0 * 6 * 5 + 30.0 * 12);
+            }
+            for (int o = 0; o < 3; o++) {
+                mpoc_mpo_plan *plan;
+                NT_ASSERT_OK(mpoc_mpo_plan_new(&mpo, t == 1, (mpoc_mpo_order)o, &plan));
+                mpoc_mpo_order got = mpoc_mpo_plan_order(plan);
+                assert_true(got == (o ? (mpoc_mpo_order)o
+                                      : macs[2] < macs[1] ? MPOC_MPO_ORDER_RIGHT : MPOC_MPO_ORDER_LEFT));
+                assert_true(mpoc_mpo_plan_macs(plan) == macs[o]);
+                size_t batches[3] = {1, 2, 7};
+                for (int bi = 0; bi < 3; bi++) {
+                    size_t b = batches[bi];
+                    mpoc_mat x = nt_gaussian(b, in, 40 + (uint64_t)bi), y;
+                    NT_ASSERT_OK(mpoc_mat_alloc(&y, b, out));
+                    NT_ASSERT_OK(mpoc_mpo_plan_apply(plan, mpoc_mat_view_of(&x), mpoc_mat_view_of(&y), NULL));
+                    assert_true(apply_error(&w, mpoc_mat_view_of(&x), t, y.data, out) <= 1e-5);
+                    /* strided output and input: rows wider than the data */
+                    float *ys = calloc(b * (out + 3), sizeof(float));
+                    mpoc_mat xs = nt_gaussian(b, in + 2, 50 + (uint64_t)bi);
+                    mpoc_mat_view xv = mpoc_view_wrap(xs.data, b, in, in + 2);
+                    assert_non_null(ys);
+                    NT_ASSERT_OK(mpoc_mpo_plan_apply(plan, xv, mpoc_view_wrap(ys, b, out, out + 3), NULL));
+                    assert_true(apply_error(&w, xv, t, ys, out + 3) <= 1e-5);
+                    for (size_t q = 0; q < b; q++) /* the gaps are not written */
+                        for (size_t g = out; g < out + 3; g++)
+                            assert_true(ys[q * (out + 3) + g] == 0.0f);
+                    free(ys);
+                    mpoc_mat_free(&xs), mpoc_mat_free(&x), mpoc_mat_free(&y);
+                }
+                mpoc_mat x = nt_gaussian(2, in + 1, 1), y;
+                NT_ASSERT_OK(mpoc_mat_alloc(&y, 2, out));
+                assert_int_equal(mpoc_mpo_plan_apply(plan, mpoc_mat_view_of(&x), mpoc_mat_view_of(&y), NULL),
+                                 MPOC_E_SHAPE);
+                mpoc_mat_free(&x), mpoc_mat_free(&y);
+                mpoc_mpo_plan_free(plan);
+            }
+        }
+        mpoc_mat_free(&w);
+        mpoc_mpo_free(&mpo);
+    }
+    mpoc_mpo_plan *plan = NULL;
+    mpoc_mpo empty;
+    memset(&empty, 0, sizeof empty);
+    assert_int_equal(mpoc_mpo_plan_new(&empty, false, MPOC_MPO_ORDER_AUTO, &plan), MPOC_E_SHAPE);
+    assert_null(plan);
+    mpoc_mpo_plan_free(NULL);
+}
+
 /* Rectangular, tiny, prime-sized, zero and rank-1 matrices. */
 static void test_edge_matrices(void **state)
 {
@@ -475,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_canonical_forms),
         cmocka_unit_test(test_contraction_norm_inner),
         cmocka_unit_test(test_apply_matches_dense),
+        cmocka_unit_test(test_plan_matches_dense),
         cmocka_unit_test(test_edge_matrices),
         cmocka_unit_test(test_non_finite_rejected),
         cmocka_unit_test(test_deterministic_and_padding),

@@ -264,6 +264,97 @@ static void test_baseline_records(void **state)
     mpoc_mat_free(&w);
 }
 
+/* The keep hooks hand out exactly what the records measure: the setting's
+ * dequantized MPO (its error and params are the mpo record's) and SVD
+ * factors whose rank-r prefix gives the svd record's error; the block
+ * round-trip is what the q8_0/q4_0 records measure. */
+typedef struct kept {
+    mpoc_mpo mpo[3];
+    size_t n_mpo, n_svd, rank;
+    mpoc_mat prod[3]; /* l[:, :r]·rt[:r, :] for each setting's r */
+    size_t r[3];
+} kept;
+
+static mpoc_status keep_mpo_cb(void *user, size_t setting, const mpoc_qmpo *q)
+{
+    kept *k = user;
+    assert_true(setting < 3);
+    k->n_mpo++;
+    return mpoc_mpo_copy(&k->mpo[setting], &q->mpo);
+}
+
+static mpoc_status keep_svd_cb(void *user, const float *l, const float *rt, size_t rows,
+                               size_t cols, size_t rank)
+{
+    kept *k = user;
+    k->n_svd++;
+    k->rank = rank;
+    for (int s = 0; s < 3; s++) { /* products for ranks 1, 4 and the full rank kept */
+        size_t r = s == 0 ? 1 : s == 1 ? 4 : rank;
+        k->r[s] = r;
+        NT_ASSERT_OK(mpoc_mat_zeros(&k->prod[s], rows, cols));
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) {
+                double acc = 0;
+                for (size_t c = 0; c < r; c++)
+                    acc += (double)l[i * rank + c] * rt[c * cols + j];
+                k->prod[s].data[i * cols + j] = (float)acc;
+            }
+    }
+    return MPOC_OK;
+}
+
+static void test_keep_hooks(void **state)
+{
+    (void)state;
+    mpoc_mat w = nt_power(48, 80, 0.5, 3);
+    mpoc_mat_view v = mpoc_mat_view_of(&w);
+    const size_t chi[] = {2, 4, 16}, sites[] = {0};
+    const mpoc_quant_type q[] = {MPOC_QUANT_Q8_0};
+    mpoc_sweep_options o = grid(chi, 3, q, 1, sites);
+    kept k;
+    memset(&k, 0, sizeof k);
+    o.keep_mpo = keep_mpo_cb;
+    o.keep_svd = keep_svd_cb;
+    o.keep_user = &k;
+    mpoc_sweep_result r;
+    NT_ASSERT_OK(mpoc_sweep_matrix(v, "w", 0, &o, NULL, &r));
+    assert_int_equal(k.n_mpo, 3);
+    assert_int_equal(k.n_svd, 1);
+    size_t rmax = 0;
+    for (size_t s = 0; s < 3; s++) {
+        const mpoc_sweep_record *g = &r.records[4 * s];
+        double e;
+        NT_ASSERT_OK(mpoc_mpo_rel_error(&k.mpo[s], v, NULL, &e));
+        assert_true(fabs(e - g[0].rel_error) <= 1e-4 * g[0].rel_error);
+        assert_int_equal(mpoc_mpo_params(&k.mpo[s]), g[0].params);
+        rmax = g[1].ranks[0] > rmax ? g[1].ranks[0] : rmax;
+        assert_false(g[0].has_eval);
+    }
+    assert_true(k.rank >= rmax && rmax >= 4);
+    for (size_t s = 0; s < 3; s++) /* the prefix of rank r is the rank-r baseline */
+        for (size_t t = 0; t < 3; t++)
+            if (r.records[4 * t + 1].ranks[0] == k.r[s]) {
+                double e = mpoc_mat_diff_norm(v, mpoc_mat_view_of(&k.prod[s])) / mpoc_mat_norm(v);
+                assert_true(fabs(e - r.records[4 * t + 1].rel_error) <= 1e-4);
+            }
+    for (int m = MPOC_SWEEP_Q8_0; m <= MPOC_SWEEP_Q4_0; m++) {
+        mpoc_mat c;
+        NT_ASSERT_OK(mpoc_mat_copy(&c, v));
+        NT_ASSERT_OK(mpoc_sweep_block_roundtrip(mpoc_mat_view_of(&c), (mpoc_sweep_method)m));
+        double e = mpoc_mat_diff_norm(v, mpoc_mat_view_of(&c)) / mpoc_mat_norm(v);
+        assert_true(fabs(e - r.records[m].rel_error) <= 1e-6 * e);
+        mpoc_mat_free(&c);
+    }
+    assert_int_equal(mpoc_sweep_block_roundtrip(v, MPOC_SWEEP_SVD), MPOC_E_INVAL);
+    for (int s = 0; s < 3; s++) {
+        mpoc_mpo_free(&k.mpo[s]);
+        mpoc_mat_free(&k.prod[s]);
+    }
+    mpoc_sweep_result_free(&r);
+    mpoc_mat_free(&w);
+}
+
 /* ------------------------------------------------------------ best, totals */
 
 static void test_best_at_size(void **state)
@@ -383,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_svd_baseline),
         cmocka_unit_test(test_block_baselines),
         cmocka_unit_test(test_baseline_records),
+        cmocka_unit_test(test_keep_hooks),
         cmocka_unit_test(test_best_at_size),
         cmocka_unit_test(test_totals),
         cmocka_unit_test(test_deterministic),

@@ -1,10 +1,12 @@
 /* cmd_sweep.c: `mpoc sweep INPUT [options]`: the compression–error trade-off
  * of a model or a .npy matrix over a grid of settings, with the baselines,
  * as JSON Lines or CSV records (docs/sweep.md), and optional SVG plots. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -34,6 +36,16 @@ static const char sweep_usage[] =
     "                       projection weights, as mpoc compress)\n"
     "  --exclude GLOB       tensors to leave out (repeatable)\n"
     "  --min-size N         smallest matrix in elements (default 1024)\n"
+    "model-level eval (models only):\n"
+    "  --eval REF           add to every setting's totals the KL divergence of the\n"
+    "                       compressed model against REF (kl_mean, kl_max, top1): the\n"
+    "                       model is run with each swept matrix as the setting's MPO\n"
+    "                       (on its cores), its svd baseline and q8_0/q4_0 (dense),\n"
+    "                       teacher-forced on tokens sampled from REF\n"
+    "  --eval-sample N      sequences sampled from REF (default 8)\n"
+    "  --eval-length L      tokens per sequence, BOS first (default 64)\n"
+    "  --eval-seed S        sampling seed (default 1)\n"
+    "  --eval-tokens FILE   raw little-endian int32 ids instead (as mpoc eval --tokens)\n"
     "output:\n"
     "  --format jsonl|csv   record format (default jsonl)\n"
     "  --out FILE           write the records to FILE (atomically) instead of stdout\n"
@@ -57,11 +69,16 @@ typedef struct sweep_args {
     uint64_t min_size;
     bool csv, force, quiet;
     size_t threads;
+    const char *eval_ref, *eval_tokens;
+    size_t eval_n_seq, eval_length;
+    uint64_t eval_seed;
+    bool eval_sample_set;
 } sweep_args;
 
 enum { OPT_CHI = 256, OPT_EPS, OPT_QUANT, OPT_SITES, OPT_CENTRE, OPT_NOFB, OPT_SVD, OPT_SEED,
        OPT_NOBASE, OPT_SEPARATE, OPT_INCLUDE, OPT_EXCLUDE, OPT_MINSIZE, OPT_FORMAT, OPT_OUT,
-       OPT_PLOT, OPT_PLOTCHI, OPT_FORCE, OPT_THREADS, OPT_QUIET, OPT_HELP, OPT_CENTER };
+       OPT_PLOT, OPT_PLOTCHI, OPT_FORCE, OPT_THREADS, OPT_QUIET, OPT_HELP, OPT_CENTER,
+       OPT_EVAL, OPT_EVAL_SAMPLE, OPT_EVAL_LENGTH, OPT_EVAL_SEED, OPT_EVAL_TOKENS };
 
 static const struct option sweep_options[] = {
     {"chi", required_argument, NULL, OPT_CHI},
@@ -86,6 +103,11 @@ static const struct option sweep_options[] = {
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
     {"center-quant", required_argument, NULL, OPT_CENTER},
+    {"eval", required_argument, NULL, OPT_EVAL},
+    {"eval-sample", required_argument, NULL, OPT_EVAL_SAMPLE},
+    {"eval-length", required_argument, NULL, OPT_EVAL_LENGTH},
+    {"eval-seed", required_argument, NULL, OPT_EVAL_SEED},
+    {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
     {NULL, 0, NULL, 0},
 };
 
@@ -149,6 +171,16 @@ static bool take_option(int c, const char *v, sweep_args *a)
     case OPT_FORCE: a->force = true; break;
     case OPT_THREADS: ok = cli_parse_size(v, &a->threads) && a->threads >= 1 && a->threads <= 1024; break;
     case OPT_QUIET: a->quiet = true; break;
+    case OPT_EVAL: a->eval_ref = v; break;
+    case OPT_EVAL_SAMPLE:
+        ok = cli_parse_size(v, &a->eval_n_seq) && a->eval_n_seq >= 1 && a->eval_n_seq <= 1000000;
+        a->eval_sample_set = true;
+        break;
+    case OPT_EVAL_LENGTH:
+        ok = cli_parse_size(v, &a->eval_length) && a->eval_length >= 2 && a->eval_length <= 1000000;
+        break;
+    case OPT_EVAL_SEED: ok = cli_parse_u64(v, &a->eval_seed); break;
+    case OPT_EVAL_TOKENS: a->eval_tokens = v; break;
     default: ok = false;
     }
     if (!ok && v)
@@ -168,6 +200,9 @@ static int parse_args(int argc, char **argv, sweep_args *a)
     memset(a, 0, sizeof *a);
     a->sw = mpoc_sweep_options_default();
     a->min_size = 1024;
+    a->eval_n_seq = 8;
+    a->eval_length = 64;
+    a->eval_seed = 1;
     optind = 1;
     opterr = 1;
     int c;
@@ -184,6 +219,14 @@ static int parse_args(int argc, char **argv, sweep_args *a)
         return CLI_USAGE;
     }
     a->input = argv[optind];
+    if ((a->eval_tokens || a->eval_sample_set) && !a->eval_ref) {
+        cli_error("sweep", "--eval-sample and --eval-tokens need --eval REF");
+        return CLI_USAGE;
+    }
+    if (a->eval_tokens && a->eval_sample_set) {
+        cli_error("sweep", "--eval-tokens and --eval-sample are exclusive");
+        return CLI_USAGE;
+    }
     if (!a->n_chi && !a->n_eps && mpoc_parse_size_list("8:256:x2", &a->chi, &a->n_chi) != MPOC_OK)
         return CLI_FAIL;
     if (!a->n_quant)
@@ -266,7 +309,97 @@ static mpoc_status sweep_npy(const sweep_args *a, sink *s)
     return st;
 }
 
-static mpoc_status sweep_model(const sweep_args *a, sink *s)
+/* ---- model-level eval tokens -------------------------------------------- */
+
+/* Token sequences for --eval: the rules of `mpoc eval --tokens` (a file
+ * starting with BOS holds sequences of L ids each starting with BOS; any
+ * other file is a stream cut into chunks of L − 1 ids, each after BOS), or
+ * sampled from the reference. */
+static int eval_tokens_file(const sweep_args *a, int32_t bos, int32_t **ids, size_t *n_seq)
+{
+    FILE *f = fopen(a->eval_tokens, "rb");
+    struct stat sb;
+    if (!f || fstat(fileno(f), &sb) != 0 || sb.st_size % 4 != 0 || sb.st_size == 0) {
+        cli_error("sweep", "%s: %s", a->eval_tokens,
+                  f ? "not a non-empty list of int32 token ids" : strerror(errno));
+        if (f)
+            fclose(f);
+        return CLI_FAIL;
+    }
+    size_t n = (size_t)sb.st_size / 4;
+    unsigned char *raw = malloc((size_t)sb.st_size);
+    int32_t *all = malloc(n * sizeof *all);
+    bool ok = raw && all && fread(raw, 1, (size_t)sb.st_size, f) == (size_t)sb.st_size;
+    fclose(f);
+    for (size_t i = 0; ok && i < n; i++)
+        all[i] = (int32_t)((uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
+                           (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24);
+    free(raw);
+    bool framed = ok && all[0] == bos;
+    size_t len = a->eval_length, chunk = framed ? len : len - 1;
+    *n_seq = ok ? n / chunk : 0;
+    *ids = *n_seq ? malloc(*n_seq * len * sizeof **ids) : NULL;
+    if (!ok || !*ids) {
+        cli_error("sweep", "%s: %s", a->eval_tokens, !ok ? "read failed" :
+                  "fewer ids than one sequence of --eval-length");
+        free(all);
+        return CLI_FAIL;
+    }
+    for (size_t s = 0; s < *n_seq; s++) {
+        const int32_t *src = all + s * chunk;
+        if (framed && src[0] != bos) {
+            cli_error("sweep", "%s: sequence %zu starts with %ld, not BOS %ld", a->eval_tokens, s,
+                      (long)src[0], (long)bos);
+            free(all);
+            free(*ids);
+            *ids = NULL;
+            return CLI_FAIL;
+        }
+        (*ids)[s * len] = bos;
+        memcpy(*ids + s * len + 1, framed ? src + 1 : src, (len - 1) * sizeof **ids);
+    }
+    if (n % chunk)
+        fprintf(stderr, "mpoc sweep: note: the last %zu ids of %s do not fill a sequence and "
+                "are ignored\n", n % chunk, a->eval_tokens);
+    free(all);
+    return CLI_OK;
+}
+
+static int eval_prepare(const sweep_args *a, mpoc_llama **ref, int32_t **ids, size_t *n_seq)
+{
+    mpoc_status st = mpoc_llama_open(a->eval_ref, NULL, ref);
+    if (st != MPOC_OK)
+        return cli_fail("sweep", st, a->eval_ref);
+    const mpoc_llama_config *cfg = mpoc_llama_config_of(*ref);
+    if (a->eval_length > cfg->max_seq_len) {
+        cli_error("sweep", "--eval-length %zu exceeds the context of %s (%zu)", a->eval_length,
+                  a->eval_ref, cfg->max_seq_len);
+        return CLI_FAIL;
+    }
+    if (a->eval_tokens) {
+        if (eval_tokens_file(a, cfg->bos_id, ids, n_seq) != CLI_OK)
+            return CLI_FAIL;
+    } else {
+        *n_seq = a->eval_n_seq;
+        *ids = malloc(a->eval_n_seq * a->eval_length * sizeof **ids);
+        if (!*ids)
+            return cli_fail("sweep", MPOC_E_NOMEM, "tokens");
+        st = mpoc_llama_sample(*ref, a->eval_n_seq, a->eval_length, a->eval_seed, *ids);
+        if (st != MPOC_OK)
+            return cli_fail("sweep", st, a->eval_ref);
+    }
+    for (size_t i = 0; i < *n_seq * a->eval_length; i++)
+        if ((*ids)[i] < 0 || (size_t)(*ids)[i] >= cfg->vocab_size) {
+            cli_error("sweep", "%s: token id %ld (sequence %zu) is outside the vocabulary [0, %zu)",
+                      a->eval_tokens ? a->eval_tokens : "sampled tokens", (long)(*ids)[i],
+                      i / a->eval_length, cfg->vocab_size);
+            return CLI_FAIL;
+        }
+    return CLI_OK;
+}
+
+static mpoc_status sweep_model(const sweep_args *a, sink *s, const mpoc_llama *ref,
+                               const int32_t *ids, size_t n_seq)
 {
     mpoc_sweep_model_options mo = mpoc_sweep_model_options_default();
     mo.sweep = a->sw;
@@ -278,6 +411,10 @@ static mpoc_status sweep_model(const sweep_args *a, sink *s)
     mo.threads = (int)a->threads;
     mo.emit = sink_emit;
     mo.emit_user = s;
+    mo.eval_ref = ref;
+    mo.eval_tokens = ids;
+    mo.eval_n_seq = n_seq;
+    mo.eval_length = a->eval_length;
     if (!a->quiet && cli_stderr_is_tty())
         mo.progress = progress;
     return mpoc_sweep_model(a->input, &mo);
@@ -315,17 +452,35 @@ int cli_cmd_sweep(int argc, char **argv)
     bool npy = is_npy(a.input);
     if (npy && a.threads)
         mpoc_set_threads((int)a.threads);
+    if (npy && a.eval_ref) {
+        cli_error("sweep", "--eval needs a model, not a .npy matrix");
+        free_args(&a);
+        return CLI_USAGE;
+    }
+    mpoc_llama *ref = NULL;
+    int32_t *ids = NULL;
+    size_t n_seq = 0;
+    if (a.eval_ref && eval_prepare(&a, &ref, &ids, &n_seq) != CLI_OK) {
+        mpoc_llama_free(ref);
+        free(ids);
+        free_args(&a);
+        return CLI_FAIL;
+    }
     char *buf = NULL;
     size_t len = 0;
     sink s = {a.out ? open_memstream(&buf, &len) : stdout, a.csv, NULL, 0, 0};
     if (!s.f) {
+        mpoc_llama_free(ref);
+        free(ids);
         free_args(&a);
         cli_error("sweep", "out of memory");
         return CLI_FAIL;
     }
     if (a.csv)
         cli_sweep_csv_header(s.f);
-    mpoc_status st = npy ? sweep_npy(&a, &s) : sweep_model(&a, &s);
+    mpoc_status st = npy ? sweep_npy(&a, &s) : sweep_model(&a, &s, ref, ids, n_seq);
+    mpoc_llama_free(ref);
+    free(ids);
     if (a.out)
         fclose(s.f);
     else

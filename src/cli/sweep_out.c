@@ -12,7 +12,7 @@
 static const char *const csv_fields =
     "tensor,method,setting,tensors,rows,cols,sites,chi,eps,quant,ranks,params,bytes,"
     "original_bytes,elems,bits_per_weight,compression,rel_error,rel_error_trunc,seconds,"
-    "seconds_factor,best,best_method";
+    "seconds_factor,best,best_method,kl_mean,kl_max,top1";
 
 static bool is_total(const mpoc_sweep_record *r)
 {
@@ -66,6 +66,9 @@ static json_t *sweep_record_json(const mpoc_sweep_record *r)
     json_object_set_new(o, "seconds_factor", jnum(r->seconds_factor));
     json_object_set_new(o, "best", json_boolean(r->best));
     json_object_set_new(o, "best_method", json_string(mpoc_sweep_method_name(r->best_method)));
+    json_object_set_new(o, "kl_mean", r->has_eval ? jnum(r->kl_mean) : json_null());
+    json_object_set_new(o, "kl_max", r->has_eval ? jnum(r->kl_max) : json_null());
+    json_object_set_new(o, "top1", r->has_eval ? jnum(r->top1) : json_null());
     return o;
 }
 
@@ -123,7 +126,11 @@ static void csv_record(FILE *f, const mpoc_sweep_record *r)
     csv_num(f, r->rel_error_trunc);
     csv_num(f, r->seconds);
     csv_num(f, r->seconds_factor);
-    fprintf(f, ",%s,%s\n", r->best ? "true" : "false", mpoc_sweep_method_name(r->best_method));
+    fprintf(f, ",%s,%s", r->best ? "true" : "false", mpoc_sweep_method_name(r->best_method));
+    csv_num(f, r->has_eval ? r->kl_mean : (double)NAN);
+    csv_num(f, r->has_eval ? r->kl_max : (double)NAN);
+    csv_num(f, r->has_eval ? r->top1 : (double)NAN);
+    fputc('\n', f);
 }
 
 void cli_sweep_write_record(FILE *f, bool csv, const mpoc_sweep_record *r)

@@ -45,7 +45,8 @@ def load(p):
 a, b = load(d + "/a.jsonl"), load(d + "/b.jsonl")
 keys = ["tensor", "method", "setting", "tensors", "rows", "cols", "sites", "chi", "eps", "quant",
         "ranks", "params", "bytes", "original_bytes", "elems", "bits_per_weight", "compression",
-        "rel_error", "rel_error_trunc", "seconds", "seconds_factor", "best", "best_method"]
+        "rel_error", "rel_error_trunc", "seconds", "seconds_factor", "best", "best_method",
+        "kl_mean", "kl_max", "top1"]
 bad = [r for r in a if list(r) != keys]
 assert not bad, "field order: %s" % list(bad[0])
 strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("seconds")} for r in rs]
