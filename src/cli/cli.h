@@ -39,6 +39,12 @@ bool cli_parse_u64(const char *s, uint64_t *out);
 bool cli_parse_size(const char *s, size_t *out);
 bool cli_parse_double(const char *s, double *out);
 
+/* Token sequences from a file of little-endian int32 ids (rules in
+ * src/cli/tokens.c); *ids holds *n_seq × length ids (free()). Errors are
+ * printed with `cmd`. */
+int cli_read_token_sequences(const char *cmd, const char *path, int32_t bos, size_t length,
+                             int32_t **ids, size_t *n_seq);
+
 /* True when stderr is a terminal (progress output is shown only then). */
 bool cli_stderr_is_tty(void);
 

@@ -117,76 +117,11 @@ static int parse_args(int argc, char **argv, eval_args *a)
 
 /* ---- tokens -------------------------------------------------------------- */
 
-static int read_ids(const char *path, int32_t **ids, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error("eval", "%s: cannot open: %s", path, strerror(errno));
-        return CLI_FAIL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size % 4 != 0 || st.st_size == 0) {
-        cli_error("eval", "%s: %lld bytes is not a non-empty list of int32 token ids", path,
-                  (long long)st.st_size);
-        fclose(f);
-        return CLI_FAIL;
-    }
-    *n = (size_t)st.st_size / 4;
-    unsigned char *raw = malloc((size_t)st.st_size);
-    *ids = malloc(*n * sizeof **ids);
-    bool ok = raw && *ids && fread(raw, 1, (size_t)st.st_size, f) == (size_t)st.st_size;
-    fclose(f);
-    for (size_t i = 0; ok && i < *n; i++) /* little-endian, whatever the host */
-        (*ids)[i] = (int32_t)((uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
-                              (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24);
-    free(raw);
-    if (!ok) {
-        cli_error("eval", "%s: read failed", path);
-        free(*ids);
-        *ids = NULL;
-        return CLI_FAIL;
-    }
-    return CLI_OK;
-}
-
 /* Cut the file's ids into sequences (see the usage text for the rule). */
 static int tokens_from_file(const eval_args *a, int32_t bos, token_set *ts)
 {
-    int32_t *raw;
-    size_t n;
-    if (read_ids(a->tokens_file, &raw, &n) != CLI_OK)
-        return CLI_FAIL;
-    bool framed = raw[0] == bos;
-    size_t chunk = framed ? a->length : a->length - 1;
     ts->length = a->length;
-    ts->n_seq = n / chunk;
-    if (ts->n_seq == 0) {
-        cli_error("eval", "%s: %zu ids are fewer than one sequence of --length %zu", a->tokens_file,
-                  n, a->length);
-        free(raw);
-        return CLI_FAIL;
-    }
-    ts->ids = malloc(ts->n_seq * ts->length * sizeof *ts->ids);
-    for (size_t s = 0; ts->ids && s < ts->n_seq; s++) {
-        int32_t *dst = ts->ids + s * ts->length;
-        const int32_t *src = raw + s * chunk;
-        if (framed && src[0] != bos) {
-            cli_error("eval", "%s: sequence %zu (id index %zu) starts with %ld, not BOS %ld; the "
-                      "file starts with BOS, so every --length %zu ids must", a->tokens_file, s,
-                      s * chunk, (long)src[0], (long)bos, a->length);
-            free(raw);
-            return CLI_FAIL;
-        }
-        dst[0] = bos;
-        memcpy(dst + 1, framed ? src + 1 : src, (ts->length - 1) * sizeof *dst);
-    }
-    free(raw);
-    if (!ts->ids)
-        return cli_fail("eval", MPOC_E_NOMEM, a->tokens_file);
-    if (n % chunk)
-        fprintf(stderr, "mpoc eval: note: the last %zu ids of %s do not fill a sequence and are "
-                "ignored\n", n % chunk, a->tokens_file);
-    return CLI_OK;
+    return cli_read_token_sequences("eval", a->tokens_file, bos, a->length, &ts->ids, &ts->n_seq);
 }
 
 static int check_ids(const eval_args *a, const token_set *ts, size_t vocab)

@@ -317,52 +317,7 @@ static mpoc_status sweep_npy(const sweep_args *a, sink *s)
  * sampled from the reference. */
 static int eval_tokens_file(const sweep_args *a, int32_t bos, int32_t **ids, size_t *n_seq)
 {
-    FILE *f = fopen(a->eval_tokens, "rb");
-    struct stat sb;
-    if (!f || fstat(fileno(f), &sb) != 0 || sb.st_size % 4 != 0 || sb.st_size == 0) {
-        cli_error("sweep", "%s: %s", a->eval_tokens,
-                  f ? "not a non-empty list of int32 token ids" : strerror(errno));
-        if (f)
-            fclose(f);
-        return CLI_FAIL;
-    }
-    size_t n = (size_t)sb.st_size / 4;
-    unsigned char *raw = malloc((size_t)sb.st_size);
-    int32_t *all = malloc(n * sizeof *all);
-    bool ok = raw && all && fread(raw, 1, (size_t)sb.st_size, f) == (size_t)sb.st_size;
-    fclose(f);
-    for (size_t i = 0; ok && i < n; i++)
-        all[i] = (int32_t)((uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 |
-                           (uint32_t)raw[4 * i + 2] << 16 | (uint32_t)raw[4 * i + 3] << 24);
-    free(raw);
-    bool framed = ok && all[0] == bos;
-    size_t len = a->eval_length, chunk = framed ? len : len - 1;
-    *n_seq = ok ? n / chunk : 0;
-    *ids = *n_seq ? malloc(*n_seq * len * sizeof **ids) : NULL;
-    if (!ok || !*ids) {
-        cli_error("sweep", "%s: %s", a->eval_tokens, !ok ? "read failed" :
-                  "fewer ids than one sequence of --eval-length");
-        free(all);
-        return CLI_FAIL;
-    }
-    for (size_t s = 0; s < *n_seq; s++) {
-        const int32_t *src = all + s * chunk;
-        if (framed && src[0] != bos) {
-            cli_error("sweep", "%s: sequence %zu starts with %ld, not BOS %ld", a->eval_tokens, s,
-                      (long)src[0], (long)bos);
-            free(all);
-            free(*ids);
-            *ids = NULL;
-            return CLI_FAIL;
-        }
-        (*ids)[s * len] = bos;
-        memcpy(*ids + s * len + 1, framed ? src + 1 : src, (len - 1) * sizeof **ids);
-    }
-    if (n % chunk)
-        fprintf(stderr, "mpoc sweep: note: the last %zu ids of %s do not fill a sequence and "
-                "are ignored\n", n % chunk, a->eval_tokens);
-    free(all);
-    return CLI_OK;
+    return cli_read_token_sequences("sweep", a->eval_tokens, bos, a->eval_length, ids, n_seq);
 }
 
 static int eval_prepare(const sweep_args *a, mpoc_llama **ref, int32_t **ids, size_t *n_seq)
