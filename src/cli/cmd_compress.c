@@ -412,19 +412,25 @@ static int finish(job_args *a, job_view *v, mpoc_status st, const mpoc_summary *
     return rc;
 }
 
+/* Parse the arguments and open the report: CLI_OK to go on, -1 after
+ * --help, an exit code otherwise (everything freed then). */
+static int begin_job(int argc, char **argv, const char *usage, job_args *a, job_view *v)
+{
+    int rc = parse(argc, argv, a, usage);
+    if (rc == CLI_OK)
+        rc = open_report(a, v);
+    if (rc != CLI_OK)
+        free_args(a);
+    return rc;
+}
+
 int cli_cmd_compress(int argc, char **argv)
 {
     job_args a;
-    int rc = parse(argc, argv, &a, compress_usage);
-    if (rc != CLI_OK) {
-        free_args(&a);
-        return rc < 0 ? CLI_OK : rc;
-    }
     job_view v;
-    if ((rc = open_report(&a, &v)) != CLI_OK) {
-        free_args(&a);
-        return rc;
-    }
+    int rc = begin_job(argc, argv, compress_usage, &a, &v);
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
     a.c.progress = on_progress;
     a.c.progress_user = &v;
     const char *stop = getenv("MPOC_TEST_STOP_AFTER"); /* simulated kill for the tests */
@@ -446,16 +452,10 @@ static const char decompress_usage[] =
 int cli_cmd_decompress(int argc, char **argv)
 {
     job_args a;
-    int rc = parse(argc, argv, &a, decompress_usage);
-    if (rc != CLI_OK) {
-        free_args(&a);
-        return rc < 0 ? CLI_OK : rc;
-    }
     job_view v;
-    if ((rc = open_report(&a, &v)) != CLI_OK) {
-        free_args(&a);
-        return rc;
-    }
+    int rc = begin_job(argc, argv, decompress_usage, &a, &v);
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
     mpoc_decompress_options o = mpoc_decompress_options_default();
     o.dtype = a.dtype;
     o.policy = a.c.policy;
@@ -478,16 +478,10 @@ static const char prune_usage[] =
 int cli_cmd_prune(int argc, char **argv)
 {
     job_args a;
-    int rc = parse(argc, argv, &a, prune_usage);
-    if (rc != CLI_OK) {
-        free_args(&a);
-        return rc < 0 ? CLI_OK : rc;
-    }
     job_view v;
-    if ((rc = open_report(&a, &v)) != CLI_OK) {
-        free_args(&a);
-        return rc;
-    }
+    int rc = begin_job(argc, argv, prune_usage, &a, &v);
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
     mpoc_prune_options o = mpoc_prune_options_default();
     o.mpo = a.c.mpo;
     o.quant = a.c.quant;
