@@ -128,11 +128,23 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
-## bench: build and run the benchmarks (figures are ratios measured in one run;
-##        BENCH_ARGS="--quick" or names, e.g. BENCH_ARGS="decompose io"; docs/benchmarks.md)
+## bench: build and run the benchmarks, then the `standard` suite (figures are ratios measured
+##        in one run; BENCH_ARGS="--quick" (quick suite) or names, e.g. BENCH_ARGS="decompose io";
+##        BENCH_SUITE= skips the suite; docs/benchmarks.md)
+BENCH_SUITE ?= $(if $(filter --quick,$(BENCH_ARGS)),quick,standard)
 bench: $(BENCH) $(CLI)
 	@mkdir -p $(BUILD)/bench
-	$(BENCH) --json $(BUILD)/bench/results.jsonl $(BENCH_ARGS)
+	@t0=$$(date +%s); st=0; \
+	MPOC_FIXTURES=$(FIXTURES) $(BENCH) --json $(BUILD)/bench/results.jsonl $(BENCH_ARGS) || st=$$?; \
+	if [ -n "$(BENCH_SUITE)" ]; then \
+	  echo "== mpoc bench $(BENCH_SUITE) --out $(BUILD)/bench/$(BENCH_SUITE)"; \
+	  MPOC_FIXTURES=$(FIXTURES) $(CLI) bench $(BENCH_SUITE) --out $(BUILD)/bench/$(BENCH_SUITE) || st=1; \
+	  if [ "$(BENCH_SUITE)" = standard ] && [ $$st = 0 ]; then \
+	    mkdir -p docs/bench && cp $(BUILD)/bench/standard/*.svg docs/bench/ && \
+	    echo "   plots copied to docs/bench/ (docs/benchmarks.md links them)"; \
+	  fi; \
+	fi; \
+	echo "make bench: $$(( $$(date +%s) - t0 )) s in all"; exit $$st
 
 ## install: install mpoc, libmpoc, the headers and mpoc.pc under PREFIX
 install: all
