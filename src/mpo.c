@@ -16,6 +16,7 @@
 #include "internal.h"
 #include "linalg.h"
 #include "mpoc_mpo.h"
+#include "mpo_internal.h"
 #include "rng.h"
 #include "svd_internal.h"
 #include "util.h"
@@ -164,6 +165,26 @@ static mpoc_status permute_into(mpoc_mat_view w, const mpoc_shape *s, float *p,
         for (size_t j = 0; j < s->cols; j++)
             dst[co[j]] = row[j];
     }
+    return MPOC_OK;
+}
+
+mpoc_status mpoc_mpo_permuted_copy(mpoc_mat_view w, const mpoc_shape *s, float **out)
+{
+    *out = NULL;
+    size_t total;
+    if (!mpoc_mul_size(s->padded_rows, s->padded_cols, &total))
+        return MPOC_E_OVERFLOW;
+    float *t = mpoc_alloc_array(total, sizeof(float));
+    mpoc_workspace *ws = NULL;
+    mpoc_status st = t ? mpoc_workspace_new(&ws) : MPOC_E_NOMEM;
+    if (st == MPOC_OK)
+        st = permute_into(w, s, t, ws);
+    mpoc_workspace_free(ws);
+    if (st != MPOC_OK) {
+        free(t);
+        return st;
+    }
+    *out = t;
     return MPOC_OK;
 }
 
@@ -732,7 +753,7 @@ static void permute_core(const mpoc_mpo *mpo, size_t k, bool transpose, float *g
 {
     size_t r = mpo->ranks[k], r2 = mpo->ranks[k + 1];
     size_t m = mpo->shape.row_dims[k], n = mpo->shape.col_dims[k];
-    size_t out_d = transpose ? n : m, in_d = transpose ? m : n;
+    size_t in_d = transpose ? m : n;
     const float *g = mpo->cores[k];
     for (size_t a = 0; a < r; a++)
         for (size_t i = 0; i < m; i++)
@@ -741,7 +762,6 @@ static void permute_core(const mpoc_mpo *mpo, size_t k, bool transpose, float *g
                     size_t o = transpose ? j : i, in = transpose ? i : j;
                     gp[(o * r2 + b) * (r * in_d) + a * in_d + in] = g[((a * m + i) * n + j) * r2 + b];
                 }
-    (void)out_d;
 }
 
 /* Largest intermediate of the sweep (see mpoc_mpo_apply) and largest core. */

@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "linalg.h"
+#include "mpo_internal.h"
 #include "util.h"
 
 static const char *const quant_names[MPOC_QUANT_COUNT_] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
@@ -226,44 +227,6 @@ mpoc_status mpoc_qmpo_from_stored(const mpoc_shape *shape, const size_t *ranks,
 
 /* ------------------------------------------------------- error feedback */
 
-/* T ← W permuted to site order (i_1 j_1)(i_2 j_2)…, padded with zeros. */
-static mpoc_status permute_target(mpoc_mat_view w, const mpoc_shape *s, float **out)
-{
-    size_t total;
-    if (!mpoc_mul_size(s->padded_rows, s->padded_cols, &total))
-        return MPOC_E_OVERFLOW;
-    float *t = mpoc_calloc_array(total, sizeof(float));
-    size_t *ro = mpoc_alloc_array(s->rows + s->cols, sizeof(size_t));
-    if (!t || !ro) {
-        free(t);
-        free(ro);
-        return MPOC_E_NOMEM;
-    }
-    size_t *co = ro + s->rows, stride[MPOC_MAX_SITES], acc = 1;
-    for (size_t k = s->sites; k-- > 0;) {
-        stride[k] = acc;
-        acc *= site_size(s, k);
-    }
-    for (size_t side = 0; side < 2; side++) {
-        size_t count = side ? s->cols : s->rows, *off = side ? co : ro;
-        const size_t *dims = side ? s->col_dims : s->row_dims;
-        for (size_t i = 0; i < count; i++) {
-            size_t rest = i, o = 0;
-            for (size_t k = s->sites; k-- > 0;) {
-                o += (rest % dims[k]) * stride[k] * (side ? 1 : s->col_dims[k]);
-                rest /= dims[k];
-            }
-            off[i] = o;
-        }
-    }
-    for (size_t i = 0; i < s->rows; i++)
-        for (size_t j = 0; j < s->cols; j++)
-            t[ro[i] + co[j]] = w.data[i * w.ld + j];
-    free(ro);
-    *out = t;
-    return MPOC_OK;
-}
-
 /* Z ((r_k s_k) × r_{k+1}) = Y contracted from the right with cores
  * k+1..d−1 of mpo (Y: r_k × s_k × … × s_{d−1}, C order). */
 static mpoc_status right_contract(const mpoc_mpo *mpo, size_t k, const float *y, size_t y_len,
@@ -435,7 +398,7 @@ static mpoc_status quant_feedback(mpoc_qmpo *q, mpoc_mat_view w, const mpoc_quan
     /* cores 1..d−1 right-orthonormal: the right environment of every re-fit */
     MPOC_TRY(mpoc_mpo_canonicalize(m, 0, ws));
     fb_state f = {0};
-    mpoc_status st = permute_target(w, &m->shape, &f.y);
+    mpoc_status st = mpoc_mpo_permuted_copy(w, &m->shape, &f.y);
     f.y_len = m->shape.padded_rows * m->shape.padded_cols;
     f.m = mpoc_alloc_array(1, sizeof(float));
     if (st == MPOC_OK && !f.m)
