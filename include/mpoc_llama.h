@@ -47,7 +47,7 @@ extern "C" {
 /* ==== linear operators ==================================================== */
 
 typedef enum mpoc_linear_kind {
-    MPOC_LINEAR_DENSE = 0, /* float32 [out, in] matrix */
+    MPOC_LINEAR_DENSE = 0, /* [out, in] matrix: float32, or kept in its stored dtype */
     MPOC_LINEAR_MPO = 1    /* mpoc_mpo, applied without densifying */
 } mpoc_linear_kind;
 
@@ -59,9 +59,14 @@ typedef struct mpoc_linear mpoc_linear;
  * empty; on failure w is untouched (still the caller's). */
 mpoc_status mpoc_linear_new_dense(mpoc_mat *w, mpoc_linear **out);
 
-/* Dense operator from a 2-D tensor of any dtype mpoc can read, converted to
- * float32 once (allocates rows × cols floats). MPOC_E_SHAPE when the tensor
- * is not 2-D; MPOC_E_UNSUPPORTED for unreadable dtypes. */
+/* Dense operator from a 2-D tensor of any dtype mpoc can read. F32 is
+ * copied as float32; any other readable dtype whose rows are whole blocks
+ * (every F16/BF16 tensor; ggml block types whose row length is a multiple of
+ * the block) keeps its stored bytes and is dequantized in blocks of rows at
+ * each apply, so the operator costs the file's bytes, not 4 per weight (the
+ * same values reach the gemm either way). Others are converted to float32
+ * once. MPOC_E_SHAPE when the tensor is not 2-D; MPOC_E_UNSUPPORTED for
+ * unreadable dtypes. */
 mpoc_status mpoc_linear_from_tensor(const mpoc_tensor *t, mpoc_linear **out);
 
 /* MPO operator taking ownership of mpo's cores and spectra: on success *mpo
@@ -78,6 +83,12 @@ void mpoc_linear_free(mpoc_linear *l);
 mpoc_linear_kind mpoc_linear_kind_of(const mpoc_linear *l);
 size_t mpoc_linear_rows(const mpoc_linear *l); /* out features */
 size_t mpoc_linear_cols(const mpoc_linear *l); /* in features */
+/* Multiply-adds per input vector of mpoc_linear_apply: rows·cols (dense),
+ * the prepared plan's count (MPO; mpoc_mpo_plan_macs). */
+double mpoc_linear_macs(const mpoc_linear *l);
+/* Storage dtype of a dense operator's weights (F32 for MPO operators,
+ * whose cores are dequantized to float32 when loaded). */
+mpoc_dtype mpoc_linear_dtype(const mpoc_linear *l);
 /* Stored parameters: rows·cols (dense) or Σ core sizes (MPO). */
 size_t mpoc_linear_params(const mpoc_linear *l);
 
@@ -169,6 +180,9 @@ const mpoc_llama_config *mpoc_llama_config_of(const mpoc_llama *m);
  * operators are MPOs. */
 size_t mpoc_llama_linear_params(const mpoc_llama *m);
 size_t mpoc_llama_mpo_count(const mpoc_llama *m);
+/* Multiply-adds per token of the linear operators applied to every
+ * position (projections + classifier; the embedding is a lookup). */
+double mpoc_llama_linear_macs(const mpoc_llama *m);
 /* "hf" or "gguf". */
 const char *mpoc_llama_layout_name(mpoc_llama_layout l);
 

@@ -10,7 +10,10 @@
 struct mpoc_linear {
     mpoc_linear_kind kind;
     size_t rows, cols; /* W is rows × cols = [out, in] */
-    mpoc_mat dense;    /* DENSE: rows × cols, owned */
+    mpoc_mat dense;    /* DENSE float32: rows × cols, owned */
+    mpoc_dtype dtype;  /* DENSE: storage dtype (F32: `dense`; others: `raw`) */
+    unsigned char *raw; /* DENSE non-F32: rows × row_bytes as stored, owned */
+    size_t row_bytes;
     mpoc_mpo mpo;      /* MPO: owned cores (gather, params) */
     mpoc_mpo_plan *plan; /* MPO: the cores permuted once, cheaper order (apply) */
 };
@@ -24,10 +27,48 @@ mpoc_status mpoc_linear_new_dense(mpoc_mat *w, mpoc_linear **out)
     if (!l)
         return MPOC_E_NOMEM;
     l->kind = MPOC_LINEAR_DENSE;
+    l->dtype = MPOC_DTYPE_F32;
     l->rows = w->rows;
     l->cols = w->cols;
     l->dense = *w;
     memset(w, 0, sizeof *w);
+    *out = l;
+    return MPOC_OK;
+}
+
+/* Bytes of one row of t in its storage dtype, when t can stay in it: a
+ * readable non-F32 dtype whose blocks do not straddle rows. 0 otherwise. */
+static size_t stored_row_bytes(const mpoc_tensor *t)
+{
+    const mpoc_dtype_traits *tr = mpoc_dtype_info(t->dtype);
+    uint64_t row, total;
+    if (t->dtype == MPOC_DTYPE_F32 || !tr || !tr->can_read || t->shape[1] == 0 ||
+        mpoc_dtype_nbytes(t->dtype, t->shape[1], &row) != MPOC_OK || row == 0 ||
+        !mpoc_mul_u64(row, t->shape[0], &total) || total != t->nbytes || total > SIZE_MAX)
+        return 0;
+    return (size_t)row;
+}
+
+/* A dense operator that keeps t's bytes as stored (1–2 bytes per weight for
+ * F16/BF16, ~0.5 for 4-bit ggml types) and dequantizes rows at each apply:
+ * a 7B model in Q4_K stays ~4 GB instead of 28 GB of float32, and decoding,
+ * which is bound by memory traffic, reads fewer bytes per token. */
+static mpoc_status linear_stored(const mpoc_tensor *t, size_t row_bytes, mpoc_linear **out)
+{
+    mpoc_linear *l = calloc(1, sizeof *l);
+    if (!l)
+        return MPOC_E_NOMEM;
+    l->raw = mpoc_alloc_array((size_t)t->nbytes, 1);
+    if (!l->raw) {
+        free(l);
+        return MPOC_E_NOMEM;
+    }
+    memcpy(l->raw, t->data, (size_t)t->nbytes);
+    l->kind = MPOC_LINEAR_DENSE;
+    l->dtype = t->dtype;
+    l->rows = (size_t)t->shape[0];
+    l->cols = (size_t)t->shape[1];
+    l->row_bytes = row_bytes;
     *out = l;
     return MPOC_OK;
 }
@@ -38,6 +79,12 @@ mpoc_status mpoc_linear_from_tensor(const mpoc_tensor *t, mpoc_linear **out)
     if (t->n_dims != 2)
         MPOC_FAIL(MPOC_E_SHAPE, "tensor '%s': a linear layer needs 2 dims, it has %u", t->name,
                   (unsigned)t->n_dims);
+    if (t->shape[0] == 0 || t->shape[1] == 0 || t->shape[0] > SIZE_MAX || t->shape[1] > SIZE_MAX)
+        MPOC_FAIL(MPOC_E_SHAPE, "tensor '%s': a linear layer cannot be %llu x %llu", t->name,
+                  (unsigned long long)t->shape[0], (unsigned long long)t->shape[1]);
+    size_t row_bytes = stored_row_bytes(t);
+    if (row_bytes)
+        return linear_stored(t, row_bytes, out);
     mpoc_mat w = {0};
     MPOC_TRY(mpoc_tensor_read_f32(t, &w));
     mpoc_status st = mpoc_linear_new_dense(&w, out);
@@ -79,6 +126,7 @@ void mpoc_linear_free(mpoc_linear *l)
     if (!l)
         return;
     mpoc_mat_free(&l->dense);
+    free(l->raw);
     mpoc_mpo_free(&l->mpo);
     mpoc_mpo_plan_free(l->plan);
     free(l);
@@ -93,6 +141,50 @@ size_t mpoc_linear_params(const mpoc_linear *l)
     return l->kind == MPOC_LINEAR_DENSE ? l->rows * l->cols : mpoc_mpo_params(&l->mpo);
 }
 
+double mpoc_linear_macs(const mpoc_linear *l)
+{
+    return l->kind == MPOC_LINEAR_MPO ? mpoc_mpo_plan_macs(l->plan)
+                                      : (double)l->rows * (double)l->cols;
+}
+
+mpoc_dtype mpoc_linear_dtype(const mpoc_linear *l)
+{
+    return l->kind == MPOC_LINEAR_DENSE ? l->dtype : MPOC_DTYPE_F32;
+}
+
+/* Rows of a stored operator dequantized per block: enough to keep the gemm
+ * efficient, few enough (~1 MiB of float32) to stay in cache. */
+static size_t block_rows(const mpoc_linear *l)
+{
+    size_t r = ((size_t)1 << 18) / l->cols;
+    r = r < 16 ? 16 : r;
+    return r < l->rows ? r : l->rows;
+}
+
+/* Y[:, i..i+R) = X · W[i..i+R, :]ᵀ, W's rows dequantized block by block.
+ * (Spreading the blocks over OpenMP threads with hand-written dot products
+ * for decoding was tried and lost to this on 2 cores: BLAS threads and
+ * OpenMP threads compete.) */
+static mpoc_status apply_stored(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_view y)
+{
+    size_t br = block_rows(l), n;
+    if (!mpoc_mul_size(br, l->cols, &n))
+        return MPOC_E_OVERFLOW;
+    float *w = mpoc_alloc_array(n, sizeof(float));
+    if (!w)
+        return MPOC_E_NOMEM;
+    mpoc_status st = MPOC_OK;
+    for (size_t i = 0; st == MPOC_OK && i < l->rows; i += br) {
+        size_t r = l->rows - i < br ? l->rows - i : br;
+        st = mpoc_dtype_to_f32(l->dtype, l->raw + i * l->row_bytes, r * l->cols, w);
+        if (st == MPOC_OK)
+            st = mpoc_la_gemm(false, true, x.rows, r, l->cols, 1.0f, x.data, x.ld, w, l->cols,
+                              0.0f, y.data + i, y.ld);
+    }
+    free(w);
+    return st;
+}
+
 mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_view y,
                               mpoc_workspace *ws)
 {
@@ -102,6 +194,8 @@ mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_vi
                   l->cols, x.rows, x.cols, y.rows, y.cols);
     if (l->kind == MPOC_LINEAR_MPO)
         return mpoc_mpo_plan_apply(l->plan, x, y, ws);
+    if (l->raw)
+        return apply_stored(l, x, y);
     return mpoc_la_gemm(false, true, x.rows, l->rows, l->cols, 1.0f, x.data, x.ld,
                         l->dense.data, l->cols, 0.0f, y.data, y.ld);
 }
@@ -168,7 +262,10 @@ mpoc_status mpoc_linear_gather_rows(const mpoc_linear *l, const int32_t *ids, si
     (void)ws;
     if (l->kind == MPOC_LINEAR_MPO)
         return gather_mpo(l, ids, n, out);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; l->raw && i < n; i++)
+        MPOC_TRY(mpoc_dtype_to_f32(l->dtype, l->raw + (size_t)ids[i] * l->row_bytes, l->cols,
+                                   out.data + i * out.ld));
+    for (size_t i = 0; !l->raw && i < n; i++)
         memcpy(out.data + i * out.ld, l->dense.data + (size_t)ids[i] * l->cols,
                l->cols * sizeof(float));
     return MPOC_OK;

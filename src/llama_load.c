@@ -238,6 +238,15 @@ size_t mpoc_llama_linear_params(const mpoc_llama *m)
     return n;
 }
 
+double mpoc_llama_linear_macs(const mpoc_llama *m)
+{
+    double n = mpoc_linear_macs(m->classifier); /* the embedding is a lookup */
+    for (size_t l = 0; l < m->cfg.n_layers; l++)
+        for (int p = 0; p < PROJ_COUNT; p++)
+            n += mpoc_linear_macs(m->layers[l].proj[p]);
+    return n;
+}
+
 size_t mpoc_llama_mpo_count(const mpoc_llama *m)
 {
     size_t n = mpoc_linear_kind_of(m->embed) == MPOC_LINEAR_MPO;

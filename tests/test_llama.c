@@ -986,6 +986,66 @@ static void test_linear_operators(void **state)
     mpoc_mat_free(&x);
 }
 
+/* A dense operator from a non-F32 tensor keeps the stored bytes and
+ * dequantizes blocks of rows at each apply: its products and gathered rows
+ * equal those of the float32 matrix the same tensor converts to, for each
+ * dtype and across the row-block boundaries (rows ≫ one block). */
+static void test_linear_stored_dtypes(void **state)
+{
+    (void)state;
+    const mpoc_dtype types[] = {MPOC_DTYPE_F16, MPOC_DTYPE_BF16, MPOC_DTYPE_Q8_0, MPOC_DTYPE_Q4_0};
+    size_t rows = 2500, cols = 256, nb = 7; /* 1024-row blocks: two whole and a partial one */
+    mpoc_mat w = nt_gaussian(rows, cols, 21), x = nt_gaussian(nb, cols, 22);
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        uint64_t bytes;
+        NT_ASSERT_OK(mpoc_dtype_nbytes(types[t], rows * cols, &bytes));
+        void *raw = malloc(bytes);
+        assert_non_null(raw);
+        NT_ASSERT_OK(mpoc_dtype_from_f32(types[t], w.data, rows * cols, raw));
+        mpoc_tensor ten;
+        memset(&ten, 0, sizeof ten);
+        ten.name = "w";
+        ten.dtype = types[t];
+        ten.n_dims = 2;
+        ten.shape[0] = rows;
+        ten.shape[1] = cols;
+        ten.n_elems = rows * cols;
+        ten.nbytes = bytes;
+        ten.data = raw;
+        mpoc_mat ref = {0};
+        NT_ASSERT_OK(mpoc_tensor_read_f32(&ten, &ref)); /* what the file means */
+        mpoc_linear *l, *d;
+        NT_ASSERT_OK(mpoc_linear_from_tensor(&ten, &l));
+        free(raw); /* the operator owns a copy */
+        assert_int_equal(mpoc_linear_dtype(l), types[t]);
+        assert_int_equal(mpoc_linear_kind_of(l), MPOC_LINEAR_DENSE);
+        assert_int_equal(mpoc_linear_params(l), rows * cols);
+        NT_ASSERT_OK(mpoc_linear_new_dense(&ref, &d));
+        assert_int_equal(mpoc_linear_dtype(d), MPOC_DTYPE_F32);
+        for (size_t b = 1; b <= nb; b += nb - 1) { /* one input (decoding) and a batch */
+            float *ys = malloc(b * rows * sizeof(float)), *yd = malloc(b * rows * sizeof(float));
+            assert_true(ys && yd);
+            NT_ASSERT_OK(mpoc_linear_apply(l, mpoc_view_wrap(x.data, b, cols, cols),
+                                           mpoc_view_wrap(ys, b, rows, rows), NULL));
+            NT_ASSERT_OK(mpoc_linear_apply(d, mpoc_view_wrap(x.data, b, cols, cols),
+                                           mpoc_view_wrap(yd, b, rows, rows), NULL));
+            /* same float32 weights; only the gemm's blocking may differ */
+            assert_true(max_diff(ys, yd, b * rows) <= nt_tol(4, b, cols) * max_abs(yd, b * rows));
+            free(ys);
+            free(yd);
+        }
+        int32_t ids[4] = {2499, 0, 1024, 1};
+        float gs[4 * 256], gd[4 * 256];
+        NT_ASSERT_OK(mpoc_linear_gather_rows(l, ids, 4, mpoc_view_wrap(gs, 4, cols, cols), NULL));
+        NT_ASSERT_OK(mpoc_linear_gather_rows(d, ids, 4, mpoc_view_wrap(gd, 4, cols, cols), NULL));
+        assert_memory_equal(gs, gd, sizeof gs);
+        mpoc_linear_free(l);
+        mpoc_linear_free(d);
+    }
+    mpoc_mat_free(&w);
+    mpoc_mat_free(&x);
+}
+
 int main(void)
 {
     tl_install();
@@ -1005,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_non_finite_candidate),
         cmocka_unit_test(test_non_llama_refused),
         cmocka_unit_test(test_linear_operators),
+        cmocka_unit_test(test_linear_stored_dtypes),
     };
     return cmocka_run_group_tests_name("llama", tests, NULL, NULL);
 }
