@@ -74,6 +74,10 @@ mpoc_status mpoc_linear_from_tensor(const mpoc_tensor *t, mpoc_linear **out);
  * mpo->shape.cols. The operator prepares its application once
  * (mpoc_mpo_plan_new: the cores permuted for the gemms, the contraction
  * order with fewer multiply-adds), which costs a second copy of the cores.
+ * Batches of 8 rows or more run on a second plan when merging adjacent
+ * sites cuts their multiply-adds by ≥ 1.25× (mpoc_mpo_merge_choose; its
+ * cores are capped at 4× the MPO's parameters and at a quarter of the
+ * dense matrix).
  * MPOC_E_SHAPE for an inconsistent MPO; MPOC_E_NOMEM. */
 mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out);
 
@@ -83,9 +87,10 @@ void mpoc_linear_free(mpoc_linear *l);
 mpoc_linear_kind mpoc_linear_kind_of(const mpoc_linear *l);
 size_t mpoc_linear_rows(const mpoc_linear *l); /* out features */
 size_t mpoc_linear_cols(const mpoc_linear *l); /* in features */
-/* Multiply-adds per input vector of mpoc_linear_apply: rows·cols (dense),
- * the prepared plan's count (MPO; mpoc_mpo_plan_macs). */
-double mpoc_linear_macs(const mpoc_linear *l);
+/* Multiply-adds per input vector of mpoc_linear_apply on a batch of
+ * `batch` rows: rows·cols (dense), the count of the plan that batch runs
+ * on (MPO; mpoc_mpo_plan_macs). */
+double mpoc_linear_macs(const mpoc_linear *l, size_t batch);
 /* Storage dtype of a dense operator's weights (F32 for MPO operators,
  * whose cores are dequantized to float32 when loaded). */
 mpoc_dtype mpoc_linear_dtype(const mpoc_linear *l);
@@ -181,8 +186,9 @@ const mpoc_llama_config *mpoc_llama_config_of(const mpoc_llama *m);
 size_t mpoc_llama_linear_params(const mpoc_llama *m);
 size_t mpoc_llama_mpo_count(const mpoc_llama *m);
 /* Multiply-adds per token of the linear operators applied to every
- * position (projections + classifier; the embedding is a lookup). */
-double mpoc_llama_linear_macs(const mpoc_llama *m);
+ * position (projections + classifier; the embedding is a lookup), in a
+ * forward pass of `batch` positions. */
+double mpoc_llama_linear_macs(const mpoc_llama *m, size_t batch);
 /* "hf" or "gguf". */
 const char *mpoc_llama_layout_name(mpoc_llama_layout l);
 

@@ -184,6 +184,33 @@ double mpoc_mpo_plan_macs(const mpoc_mpo_plan *p);
 mpoc_status mpoc_mpo_plan_apply(const mpoc_mpo_plan *p, mpoc_mat_view x, mpoc_mat_view y,
                                 mpoc_workspace *ws);
 
+/* ---- merging adjacent sites (src/mpo_merge.c) ----------------------------
+ *
+ * Groups of consecutive sites contracted into single cores: group i holds
+ * sizes[i] sites (Σ sizes = d) and becomes a core of dims (∏ m, ∏ n) with
+ * the bonds at the group's ends. The tensor is unchanged (up to float
+ * rounding); the MPO gets fewer, larger cores. Used for batched products,
+ * whose multiply-adds fall when a heavy middle core (bonds r on both sides,
+ * ~r² per element) is merged with a neighbour. */
+
+/* Multiply-adds per input row (cheaper direction, as mpoc_mpo_apply_macs)
+ * and parameters of mpo with its sites grouped by sizes, without building
+ * it. MPOC_E_INVAL when the sizes do not partition the sites. */
+mpoc_status mpoc_mpo_merge_cost(const mpoc_mpo *mpo, bool transpose, size_t n_groups,
+                                const size_t *sizes, double *macs, double *params);
+
+/* The grouping with the fewest multiply-adds among those with at least two
+ * groups and at most max_params parameters (the original grouping, one site
+ * per group, when nothing beats it; also for more than 12 sites, where the
+ * 2^(d−1) groupings are not enumerated). sizes holds MPOC_MAX_SITES. */
+mpoc_status mpoc_mpo_merge_choose(const mpoc_mpo *mpo, bool transpose, double max_params,
+                                  size_t *n_groups, size_t *sizes);
+
+/* out = mpo with its sites grouped by sizes (new cores; no centre, no
+ * spectra). MPOC_E_INVAL / MPOC_E_SHAPE / MPOC_E_OVERFLOW / MPOC_E_NOMEM. */
+mpoc_status mpoc_mpo_merge_sites(const mpoc_mpo *mpo, size_t n_groups, const size_t *sizes,
+                                 mpoc_mpo *out);
+
 /* A random MPO with the given shape and bond ranks (ranks[0..d], ends 1),
  * Gaussian cores scaled by 1/√(r_k m_k n_k), seeded. Not canonical. */
 mpoc_status mpoc_mpo_random(const mpoc_shape *shape, const size_t *ranks, uint64_t seed,

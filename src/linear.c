@@ -1,4 +1,5 @@
 /* linear.c: linear operators y = W·x, dense or MPO (mpoc_llama.h). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ struct mpoc_linear {
     size_t row_bytes;
     mpoc_mpo mpo;      /* MPO: owned cores (gather, params) */
     mpoc_mpo_plan *plan; /* MPO: the cores permuted once, cheaper order (apply) */
+    mpoc_mpo_plan *batch_plan; /* MPO, batches of ≥ MERGE_BATCH rows: sites merged for
+                                  fewer multiply-adds (NULL when merging does not pay) */
 };
 
 mpoc_status mpoc_linear_new_dense(mpoc_mat *w, mpoc_linear **out)
@@ -92,6 +95,36 @@ mpoc_status mpoc_linear_from_tensor(const mpoc_tensor *t, mpoc_linear **out)
     return st;
 }
 
+/* Rows from which a batch runs on the merged plan: single rows (decoding)
+ * are bound by reading the cores, so they keep the smaller original. */
+#define MERGE_BATCH 8
+/* A merged plan must save at least this factor of multiply-adds. */
+#define MERGE_MIN_GAIN 1.25
+
+/* The merged plan for batches: the grouping of sites with the fewest
+ * multiply-adds whose cores hold at most 4× the MPO's parameters and a
+ * quarter of the dense matrix's (so it stays a small MPO, never the dense
+ * matrix, and the operator's memory stays well below dense). */
+static mpoc_status batch_plan_new(const mpoc_mpo *mpo, mpoc_mpo_plan **out)
+{
+    *out = NULL;
+    double dense = (double)mpo->shape.rows * (double)mpo->shape.cols;
+    double cap = fmin(4.0 * (double)mpoc_mpo_params(mpo), 0.25 * dense), base, merged, params;
+    size_t n, sizes[MPOC_MAX_SITES];
+    MPOC_TRY(mpoc_mpo_apply_macs(mpo, false, MPOC_MPO_ORDER_AUTO, &base));
+    MPOC_TRY(mpoc_mpo_merge_choose(mpo, false, cap, &n, sizes));
+    if (n == mpo->shape.sites)
+        return MPOC_OK;
+    MPOC_TRY(mpoc_mpo_merge_cost(mpo, false, n, sizes, &merged, &params));
+    if (merged * MERGE_MIN_GAIN > base)
+        return MPOC_OK;
+    mpoc_mpo m;
+    MPOC_TRY(mpoc_mpo_merge_sites(mpo, n, sizes, &m));
+    mpoc_status st = mpoc_mpo_plan_new(&m, false, MPOC_MPO_ORDER_AUTO, out);
+    mpoc_mpo_free(&m);
+    return st;
+}
+
 mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out)
 {
     *out = NULL;
@@ -108,7 +141,10 @@ mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out)
     if (!l)
         return MPOC_E_NOMEM;
     mpoc_status st = mpoc_mpo_plan_new(mpo, false, MPOC_MPO_ORDER_AUTO, &l->plan);
+    if (st == MPOC_OK)
+        st = batch_plan_new(mpo, &l->batch_plan);
     if (st != MPOC_OK) {
+        mpoc_mpo_plan_free(l->plan);
         free(l);
         return st;
     }
@@ -129,6 +165,7 @@ void mpoc_linear_free(mpoc_linear *l)
     free(l->raw);
     mpoc_mpo_free(&l->mpo);
     mpoc_mpo_plan_free(l->plan);
+    mpoc_mpo_plan_free(l->batch_plan);
     free(l);
 }
 
@@ -141,9 +178,15 @@ size_t mpoc_linear_params(const mpoc_linear *l)
     return l->kind == MPOC_LINEAR_DENSE ? l->rows * l->cols : mpoc_mpo_params(&l->mpo);
 }
 
-double mpoc_linear_macs(const mpoc_linear *l)
+/* The plan a batch of b rows runs on. */
+static const mpoc_mpo_plan *plan_for(const mpoc_linear *l, size_t b)
 {
-    return l->kind == MPOC_LINEAR_MPO ? mpoc_mpo_plan_macs(l->plan)
+    return b >= MERGE_BATCH && l->batch_plan ? l->batch_plan : l->plan;
+}
+
+double mpoc_linear_macs(const mpoc_linear *l, size_t batch)
+{
+    return l->kind == MPOC_LINEAR_MPO ? mpoc_mpo_plan_macs(plan_for(l, batch))
                                       : (double)l->rows * (double)l->cols;
 }
 
@@ -193,7 +236,7 @@ mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_vi
         MPOC_FAIL(MPOC_E_SHAPE, "linear %zu x %zu: X is %zu x %zu and Y %zu x %zu", l->rows,
                   l->cols, x.rows, x.cols, y.rows, y.cols);
     if (l->kind == MPOC_LINEAR_MPO)
-        return mpoc_mpo_plan_apply(l->plan, x, y, ws);
+        return mpoc_mpo_plan_apply(plan_for(l, x.rows), x, y, ws);
     if (l->raw)
         return apply_stored(l, x, y);
     return mpoc_la_gemm(false, true, x.rows, l->rows, l->cols, 1.0f, x.data, x.ld,

@@ -238,12 +238,12 @@ size_t mpoc_llama_linear_params(const mpoc_llama *m)
     return n;
 }
 
-double mpoc_llama_linear_macs(const mpoc_llama *m)
+double mpoc_llama_linear_macs(const mpoc_llama *m, size_t batch)
 {
-    double n = mpoc_linear_macs(m->classifier); /* the embedding is a lookup */
+    double n = mpoc_linear_macs(m->classifier, batch); /* the embedding is a lookup */
     for (size_t l = 0; l < m->cfg.n_layers; l++)
         for (int p = 0; p < PROJ_COUNT; p++)
-            n += mpoc_linear_macs(m->layers[l].proj[p]);
+            n += mpoc_linear_macs(m->layers[l].proj[p], batch);
     return n;
 }
 
