@@ -113,32 +113,33 @@ static void test_merge_bad_groups(void **state)
 static void test_linear_batch_plan(void **state)
 {
     (void)state;
-    const size_t m[3] = {8, 4, 4}, n[3] = {8, 4, 4}, ranks[4] = {1, 16, 16, 1};
-    mpoc_mpo mpo = random_mpo(120, 128, 3, m, n, ranks, 11); /* rows padded 120 → 128 */
+    const size_t m[3] = {16, 8, 8}, n[3] = {16, 8, 8}, ranks[4] = {1, 16, 16, 1};
+    mpoc_mpo mpo = random_mpo(1000, 1024, 3, m, n, ranks, 11); /* rows padded */
     mpoc_mat dense;
     NT_ASSERT_OK(mpoc_mpo_to_dense(&mpo, &dense, NULL));
     mpoc_linear *l;
     NT_ASSERT_OK(mpoc_linear_new_mpo(&mpo, &l));
     assert_true(mpoc_linear_macs(l, 32) * 1.25 <= mpoc_linear_macs(l, 1));
-    mpoc_mat x = nt_gaussian(32, 128, 2);
-    float *y = malloc(32 * 120 * sizeof(float)), *y1 = malloc(120 * sizeof(float));
+    mpoc_mat x = nt_gaussian(32, 1024, 2);
+    float *y = malloc(32 * 1000 * sizeof(float)), *y1 = malloc(1000 * sizeof(float));
     assert_true(y && y1);
-    NT_ASSERT_OK(mpoc_linear_apply(l, mpoc_mat_view_of(&x), mpoc_view_wrap(y, 32, 120, 120), NULL));
+    NT_ASSERT_OK(mpoc_linear_apply(l, mpoc_mat_view_of(&x), mpoc_view_wrap(y, 32, 1000, 1000),
+                                   NULL));
     double err = 0.0, scale = 0.0;
     for (size_t b = 0; b < 32; b++)
-        for (size_t i = 0; i < 120; i++) {
+        for (size_t i = 0; i < 1000; i++) {
             double acc = 0.0;
-            for (size_t j = 0; j < 128; j++)
-                acc += (double)dense.data[i * 128 + j] * x.data[b * 128 + j];
-            err = fmax(err, fabs(acc - y[b * 120 + i]));
+            for (size_t j = 0; j < 1024; j++)
+                acc += (double)dense.data[i * 1024 + j] * x.data[b * 1024 + j];
+            err = fmax(err, fabs(acc - y[b * 1000 + i]));
             scale = fmax(scale, fabs(acc));
         }
-    assert_true(err <= nt_tol(32, 120, 128) * scale);
+    assert_true(err <= nt_tol(32, 1000, 1024) * scale);
     /* one row (the unmerged plan) agrees with the batch */
-    NT_ASSERT_OK(mpoc_linear_apply(l, mpoc_view_wrap(x.data + 5 * 128, 1, 128, 128),
-                                   mpoc_view_wrap(y1, 1, 120, 120), NULL));
-    for (size_t i = 0; i < 120; i++)
-        assert_true(fabs(y1[i] - y[5 * 120 + i]) <= nt_tol(32, 120, 128) * scale);
+    NT_ASSERT_OK(mpoc_linear_apply(l, mpoc_view_wrap(x.data + 5 * 1024, 1, 1024, 1024),
+                                   mpoc_view_wrap(y1, 1, 1000, 1000), NULL));
+    for (size_t i = 0; i < 1000; i++)
+        assert_true(fabs(y1[i] - y[5 * 1000 + i]) <= nt_tol(32, 1000, 1024) * scale);
     free(y);
     free(y1);
     mpoc_mat_free(&x);
