@@ -111,38 +111,58 @@ static mpoc_status check_mpo(const mpoc_mpo *mpo)
 
 /* ------------------------------------------------------ permuted indexing */
 
-/* Offsets of every row and column of W inside the permuted tensor (see the
- * file comment); arrays of rows and cols entries in WS_MPO_IDX. */
-static mpoc_status permuted_offsets(const mpoc_shape *s, struct mpoc_workspace *ws,
-                                    size_t **row_off, size_t **col_off)
+/* Index maps of a block of the permuted tensor in which row digit k takes
+ * radix[k] values (1: fixed, m_k: all; radix = row_dims is the whole
+ * tensor) and site k spans radix[k]·n_k entries. For the block's rows ρ
+ * (row-major over its local digits): ro[ρ], where the row's entries start,
+ * and wr[ρ] = Σ_k ρ_k ∏_{l>k} m_l, the row of W relative to the block's
+ * first; for every column j of W: co[j]. All three live in WS_MPO_IDX. */
+typedef struct site_index {
+    size_t *ro, *wr, *co;
+    size_t n_rows;
+} site_index;
+
+static mpoc_status site_offsets(const mpoc_shape *s, const size_t *radix, struct mpoc_workspace *ws,
+                                site_index *ix)
 {
-    size_t n;
-    if (!mpoc_add_size(s->rows, s->cols, &n))
+    size_t n_rows = 1, n;
+    for (size_t k = 0; k < s->sites; k++)
+        n_rows *= radix[k]; /* ≤ padded_rows */
+    if (!mpoc_mul_size(n_rows, 2, &n) || !mpoc_add_size(n, s->cols, &n) ||
+        !mpoc_mul_size(n, sizeof(size_t), &n))
         return MPOC_E_OVERFLOW;
-    size_t *idx = mpoc_ws_get(ws, WS_MPO_IDX, n * sizeof(size_t));
+    size_t *idx = mpoc_ws_get(ws, WS_MPO_IDX, n);
     if (!idx)
         return MPOC_E_NOMEM;
-    size_t t[MPOC_MAX_SITES];
-    size_t stride = 1;
+    size_t t[MPOC_MAX_SITES], rs[MPOC_MAX_SITES], stride = 1, row_stride = 1;
     for (size_t k = s->sites; k-- > 0;) {
         t[k] = stride;
-        stride *= site_size(s, k);
+        rs[k] = row_stride;
+        stride *= radix[k] * s->col_dims[k];
+        row_stride *= s->row_dims[k];
     }
-    for (size_t side = 0; side < 2; side++) {
-        size_t count = side ? s->cols : s->rows, *off = side ? idx + s->rows : idx;
-        const size_t *dims = side ? s->col_dims : s->row_dims;
-        for (size_t i = 0; i < count; i++) {
-            size_t rest = i, o = 0;
-            for (size_t k = s->sites; k-- > 0;) {
-                size_t digit = rest % dims[k];
-                rest /= dims[k];
-                o += digit * t[k] * (side ? 1 : s->col_dims[k]);
-            }
-            off[i] = o;
+    ix->ro = idx;
+    ix->wr = idx + n_rows;
+    ix->co = idx + 2 * n_rows;
+    ix->n_rows = n_rows;
+    for (size_t i = 0; i < n_rows; i++) {
+        size_t rest = i, o = 0, w = 0;
+        for (size_t k = s->sites; k-- > 0;) {
+            o += (rest % radix[k]) * s->col_dims[k] * t[k];
+            w += (rest % radix[k]) * rs[k];
+            rest /= radix[k];
         }
+        ix->ro[i] = o;
+        ix->wr[i] = w;
     }
-    *row_off = idx;
-    *col_off = idx + s->rows;
+    for (size_t j = 0; j < s->cols; j++) {
+        size_t rest = j, o = 0;
+        for (size_t k = s->sites; k-- > 0;) {
+            o += (rest % s->col_dims[k]) * t[k];
+            rest /= s->col_dims[k];
+        }
+        ix->co[j] = o;
+    }
     return MPOC_OK;
 }
 
@@ -155,8 +175,9 @@ static size_t padded_size(const mpoc_shape *s)
 static mpoc_status permute_into(mpoc_mat_view w, const mpoc_shape *s, float *p,
                                 struct mpoc_workspace *ws)
 {
-    size_t *ro, *co;
-    MPOC_TRY(permuted_offsets(s, ws, &ro, &co));
+    site_index ix;
+    MPOC_TRY(site_offsets(s, s->row_dims, ws, &ix));
+    const size_t *ro = ix.ro, *co = ix.co;
     if (s->padded_rows != s->rows || s->padded_cols != s->cols)
         memset(p, 0, padded_size(s) * sizeof(float));
     for (size_t i = 0; i < s->rows; i++) {
@@ -190,24 +211,221 @@ mpoc_status mpoc_mpo_permuted_copy(mpoc_mat_view w, const mpoc_shape *s, float *
 
 /* ------------------------------------------------------------- contraction */
 
-/* Dense permuted tensor of the MPO (padded), left to right:
- * T (P × r_k) · G_k (r_k × s_k r_{k+1}) is (P s_k) × r_{k+1} for free. */
-static mpoc_status contract_permuted(const mpoc_mpo *mpo, struct mpoc_workspace *ws, float **out)
+/* The MPO is densified one slab at a time, never whole. A slab restricts
+ * some row digits: digit k takes radix_k consecutive values from first_k
+ * (1: fixed, m_k: all), so site k spans extent_k = radix_k·n_k entries and
+ * the slab is G_0[:, ·]·G_1[:, ·]·…·G_{d−1}[:, ·], left to right, where
+ * G_k[:, ·] is the column block of G_k (as r_k × s_k r_{k+1}) holding those
+ * row digits: a plain strided gemm operand. Every entry is the same chain of
+ * dot products over the same ranks as in the full left-to-right
+ * contraction, so the values equal it; the scratch is two slab-sized
+ * buffers instead of two |W|-sized ones. Three families restrict at most
+ * digits 0 and 1, where nothing is recomputed (the slabs' flops add up to
+ * the full contraction's):
+ *   ROWS0 — i_0 in groups of g: consecutive rows of W, in W's order;
+ *   ROWS1 — i_1 in groups of g, i_0 all: core 1 is read once in all, where
+ *           ROWS0 re-reads (and BLAS re-packs) it for every slab;
+ *   FIXED — i_0 fixed, i_1 in groups: the smallest slabs.
+ * Among the plans whose buffers fit, the one that packs the fewest core
+ * floats wins (ROWS0 on ties). A slab is read in runs of n_{d−1} entries,
+ * contiguous in both it and W. */
+typedef struct slab_plan {
+    size_t radix[MPOC_MAX_SITES];
+    size_t extent[MPOC_MAX_SITES];
+    size_t count;  /* slabs */
+    size_t buf;    /* floats of each of the two buffers */
+    double packed; /* core floats the gemms read over all slabs: the cost */
+} slab_plan;
+
+enum { SLAB_ROWS0, SLAB_ROWS1, SLAB_FIXED };
+
+/* Below this many floats per buffer a slab need not be smaller. */
+#define SLAB_MIN_FLOATS ((size_t)1 << 20)
+/* Otherwise a slab buffer holds at most 1/SLAB_FRACTION of the tensor. */
+#define SLAB_FRACTION 8
+
+/* Plan of a family with group g; false when a size overflows. The largest
+ * intermediate is the one after site k ≥ 1: ∏_{l≤k} extent_l × r_{k+1}. */
+static bool slab_sizes(const mpoc_mpo *mpo, int family, size_t g, slab_plan *sp)
 {
     const mpoc_shape *s = &mpo->shape;
-    size_t total = padded_size(s);
-    float *bufs[2] = {mpoc_ws_floats(ws, WS_MPO_A, total), mpoc_ws_floats(ws, WS_MPO_B, total)};
-    if (!bufs[0] || !bufs[1])
-        return MPOC_E_NOMEM;
-    memcpy(bufs[0], mpo->cores[0], mpoc_mpo_core_size(mpo, 0) * sizeof(float));
-    size_t rows = site_size(s, 0);
-    for (size_t k = 1; k < s->sites; k++) {
-        size_t cols = site_size(s, k) * mpo->ranks[k + 1];
-        MPOC_TRY(mpoc_la_gemm(false, false, rows, cols, mpo->ranks[k], 1.0f, bufs[(k - 1) & 1],
-                              mpo->ranks[k], mpo->cores[k], cols, 0.0f, bufs[k & 1], cols));
-        rows *= site_size(s, k);
+    size_t lead = 1, out;
+    sp->count = 1;
+    sp->buf = 0;
+    sp->packed = 0.0;
+    for (size_t k = 0; k < s->sites; k++) {
+        size_t rad = s->row_dims[k];
+        if (k == 0 && family != SLAB_ROWS1)
+            rad = family == SLAB_ROWS0 ? g : 1;
+        if (k == 1 && family != SLAB_ROWS0)
+            rad = g;
+        sp->radix[k] = rad;
+        sp->extent[k] = rad * s->col_dims[k];
+        sp->count *= s->row_dims[k] / rad;
+        if (!mpoc_mul_size(lead, sp->extent[k], &lead) || !mpoc_mul_size(lead, mpo->ranks[k + 1], &out))
+            return false;
+        if (k > 0 && out > sp->buf)
+            sp->buf = out;
     }
-    *out = bufs[(s->sites - 1) & 1];
+    for (size_t k = 1; k < s->sites; k++)
+        sp->packed += (double)sp->count * (double)mpo->ranks[k] * (double)sp->extent[k] *
+                      (double)mpo->ranks[k + 1];
+    return true;
+}
+
+size_t mpoc_mpo_slab_target = 0;
+int mpoc_mpo_slab_family = -1;
+
+/* a beats b: it fits and b does not, or both fit and a packs fewer core
+ * floats, or neither fits and a is smaller. Ties keep the earlier plan. */
+static bool slab_better(const slab_plan *a, const slab_plan *b, size_t target)
+{
+    bool fa = a->buf <= target, fb = b->buf <= target;
+    if (fa != fb)
+        return fa;
+    return fa ? a->packed < b->packed : a->buf < b->buf;
+}
+
+static bool family_allowed(int f, size_t sites)
+{
+    if (sites < 2)
+        return f == SLAB_ROWS0;
+    return mpoc_mpo_slab_family < 0 || f == mpoc_mpo_slab_family;
+}
+
+/* The best plan by slab_better over every family and group size (groups
+ * divide the digit's range, so all slabs of a plan share one layout). */
+static mpoc_status slab_choose(const mpoc_mpo *mpo, slab_plan *best)
+{
+    const mpoc_shape *s = &mpo->shape;
+    size_t target = padded_size(s) / SLAB_FRACTION;
+    if (target < SLAB_MIN_FLOATS)
+        target = SLAB_MIN_FLOATS;
+    if (mpoc_mpo_slab_target)
+        target = mpoc_mpo_slab_target;
+    bool any = false;
+    slab_plan sp;
+    for (int f = SLAB_ROWS0; f <= SLAB_FIXED; f++) {
+        if (!family_allowed(f, s->sites))
+            continue;
+        size_t m = s->row_dims[f == SLAB_ROWS0 ? 0 : 1];
+        for (size_t g = m; g >= 1; g--)
+            if (m % g == 0 && slab_sizes(mpo, f, g, &sp) && (!any || slab_better(&sp, best, target))) {
+                *best = sp;
+                any = true;
+            }
+    }
+    if (!any)
+        MPOC_FAIL(MPOC_E_OVERFLOW, "MPO contraction: an intermediate overflows");
+    return MPOC_OK;
+}
+
+/* First row digit of every site in slab q (site 0 most significant) and
+ * the row of W where the slab starts. */
+static size_t slab_origin(const mpoc_shape *s, const slab_plan *sp, size_t q, size_t *first)
+{
+    size_t row0 = 0, row_stride = 1;
+    for (size_t k = s->sites; k-- > 0;) {
+        size_t groups = s->row_dims[k] / sp->radix[k];
+        first[k] = q % groups * sp->radix[k];
+        q /= groups;
+        row0 += first[k] * row_stride;
+        row_stride *= s->row_dims[k];
+    }
+    return row0;
+}
+
+/* The slab starting at digits `first` into one of bufs (a pointer into
+ * core 0 when d = 1). */
+static mpoc_status slab_contract(const mpoc_mpo *mpo, const slab_plan *sp, const size_t *first,
+                                 float *bufs[2], const float **out)
+{
+    const mpoc_shape *s = &mpo->shape;
+    const float *x = mpo->cores[0] + first[0] * s->col_dims[0] * mpo->ranks[1];
+    size_t rows = sp->extent[0];
+    for (size_t k = 1; k < s->sites; k++) {
+        size_t r = mpo->ranks[k], r2 = mpo->ranks[k + 1], cols = sp->extent[k] * r2;
+        const float *g = mpo->cores[k] + first[k] * s->col_dims[k] * r2;
+        MPOC_TRY(mpoc_la_gemm(false, false, rows, cols, r, 1.0f, x, r, g, site_size(s, k) * r2, 0.0f,
+                              bufs[k & 1], cols));
+        x = bufs[k & 1];
+        rows *= sp->extent[k];
+    }
+    *out = x;
+    return MPOC_OK;
+}
+
+/* Consumer of the slabs: compare with w (rel_error) or copy out (to_dense). */
+typedef struct slab_sink {
+    mpoc_mat_view w;
+    double diff, norm;
+    float *dense; /* when not NULL: rows × cols, contiguous */
+} slab_sink;
+
+/* The rows of W in slab t against it; each row's terms are added in
+ * column order, the rows in the slab's order. */
+static void slab_compare(slab_sink *k, const float *t, const site_index *ix, size_t row0, size_t run)
+{
+    size_t cols = k->w.cols;
+    double diff = k->diff, norm = k->norm;
+    for (size_t i = 0; i < ix->n_rows; i++) {
+        if (row0 + ix->wr[i] >= k->w.rows)
+            continue; /* padding */
+        const float *row = k->w.data + (row0 + ix->wr[i]) * k->w.ld, *src = t + ix->ro[i];
+        for (size_t j0 = 0; j0 < cols; j0 += run) {
+            const float *a = row + j0, *b = src + ix->co[j0];
+            size_t len = cols - j0 < run ? cols - j0 : run;
+            for (size_t q = 0; q < len; q++) {
+                double d = (double)a[q] - (double)b[q];
+                diff += d * d;
+                norm += (double)a[q] * (double)a[q];
+            }
+        }
+    }
+    k->diff = diff;
+    k->norm = norm;
+}
+
+static void slab_copy(slab_sink *k, const float *t, const site_index *ix, size_t row0, size_t run)
+{
+    size_t cols = k->w.cols;
+    for (size_t i = 0; i < ix->n_rows; i++) {
+        if (row0 + ix->wr[i] >= k->w.rows)
+            continue;
+        float *dst = k->dense + (row0 + ix->wr[i]) * cols;
+        const float *src = t + ix->ro[i];
+        for (size_t j0 = 0; j0 < cols; j0 += run)
+            memcpy(dst + j0, src + ix->co[j0], (cols - j0 < run ? cols - j0 : run) * sizeof(float));
+    }
+}
+
+/* Every slab of the MPO through the sink. */
+static mpoc_status slab_walk(const mpoc_mpo *mpo, struct mpoc_workspace *ws, slab_sink *sink)
+{
+    const mpoc_shape *s = &mpo->shape;
+    slab_plan sp;
+    MPOC_TRY(slab_choose(mpo, &sp));
+    float *bufs[2] = {NULL, NULL};
+    if (s->sites > 1) {
+        bufs[0] = mpoc_ws_floats(ws, WS_MPO_A, sp.buf);
+        bufs[1] = mpoc_ws_floats(ws, WS_MPO_B, sp.buf);
+        if (!bufs[0] || !bufs[1])
+            return MPOC_E_NOMEM;
+    }
+    site_index ix;
+    MPOC_TRY(site_offsets(s, sp.radix, ws, &ix));
+    size_t run = s->col_dims[s->sites - 1];
+    for (size_t q = 0; q < sp.count; q++) {
+        size_t first[MPOC_MAX_SITES] = {0}, row0 = slab_origin(s, &sp, q, first);
+        if (row0 >= s->rows)
+            continue; /* all padding */
+        const float *t;
+        MPOC_TRY(slab_contract(mpo, &sp, first, bufs, &t));
+        if (sink->dense)
+            slab_copy(sink, t, &ix, row0, run);
+        else
+            slab_compare(sink, t, &ix, row0, run);
+    }
     return MPOC_OK;
 }
 
@@ -221,24 +439,6 @@ static struct mpoc_workspace *ws_or_new(struct mpoc_workspace *ws, mpoc_workspac
     return *owned;
 }
 
-/* The dense permuted tensor and the offsets that map (i, j) into it. */
-typedef struct dense_map {
-    const float *t;
-    const size_t *row_off, *col_off;
-} dense_map;
-
-static mpoc_status dense_map_build(const mpoc_mpo *mpo, struct mpoc_workspace *ws, dense_map *dm)
-{
-    float *t;
-    size_t *ro, *co;
-    MPOC_TRY(contract_permuted(mpo, ws, &t));
-    MPOC_TRY(permuted_offsets(&mpo->shape, ws, &ro, &co));
-    dm->t = t;
-    dm->row_off = ro;
-    dm->col_off = co;
-    return MPOC_OK;
-}
-
 mpoc_status mpoc_mpo_to_dense(const mpoc_mpo *mpo, mpoc_mat *out, mpoc_workspace *user_ws)
 {
     memset(out, 0, sizeof *out);
@@ -247,15 +447,12 @@ mpoc_status mpoc_mpo_to_dense(const mpoc_mpo *mpo, mpoc_mat *out, mpoc_workspace
     struct mpoc_workspace *ws = ws_or_new(user_ws, &owned);
     if (!ws)
         return MPOC_E_NOMEM;
-    dense_map dm;
-    mpoc_status st = dense_map_build(mpo, ws, &dm);
-    if (st == MPOC_OK)
-        st = mpoc_mat_alloc(out, mpo->shape.rows, mpo->shape.cols);
-    for (size_t i = 0; st == MPOC_OK && i < out->rows; i++) {
-        const float *src = dm.t + dm.row_off[i];
-        float *row = out->data + i * out->cols;
-        for (size_t j = 0; j < out->cols; j++)
-            row[j] = src[dm.col_off[j]];
+    mpoc_status st = mpoc_mat_alloc(out, mpo->shape.rows, mpo->shape.cols);
+    if (st == MPOC_OK) {
+        slab_sink sink = {.w = mpoc_mat_view_of(out), .dense = out->data};
+        st = slab_walk(mpo, ws, &sink);
+        if (st != MPOC_OK)
+            mpoc_mat_free(out);
     }
     mpoc_workspace_free(owned);
     return st;
@@ -273,18 +470,10 @@ mpoc_status mpoc_mpo_rel_error(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_worksp
     struct mpoc_workspace *ws = ws_or_new(user_ws, &owned);
     if (!ws)
         return MPOC_E_NOMEM;
-    dense_map dm;
-    mpoc_status st = dense_map_build(mpo, ws, &dm);
+    slab_sink sink = {.w = w};
+    mpoc_status st = slab_walk(mpo, ws, &sink);
     if (st == MPOC_OK) {
-        double diff = 0.0, norm = 0.0;
-        for (size_t i = 0; i < w.rows; i++) {
-            const float *row = w.data + i * w.ld, *src = dm.t + dm.row_off[i];
-            for (size_t j = 0; j < w.cols; j++) {
-                double d = (double)row[j] - (double)src[dm.col_off[j]];
-                diff += d * d;
-                norm += (double)row[j] * (double)row[j];
-            }
-        }
+        double diff = sink.diff, norm = sink.norm;
         *rel_error = norm > 0.0 ? sqrt(diff / norm) : (diff > 0.0 ? (double)INFINITY : 0.0);
     }
     mpoc_workspace_free(owned);
@@ -413,14 +602,15 @@ static mpoc_status check_decompose_args(mpoc_mat_view w, const mpoc_mpo_options 
 }
 
 /* The sweep proper: cur holds C_k ((r_k s_k) × R_k); each step keeps U as
- * core k and writes diag(σ)·Vt as C_{k+1} into the other buffer. */
+ * core k and overwrites cur with diag(σ)·Vt = C_{k+1} (r_{k+1} ≤ r_k s_k
+ * rows; the SVD's outputs live in other slots), so no second |W| buffer. */
 static mpoc_status tt_sweep(mpoc_mpo *mpo, const mpoc_mpo_options *opt, double norm_sq,
                             struct mpoc_workspace *ws, mpoc_mpo_report *rep)
 {
     const mpoc_shape *s = &mpo->shape;
     size_t total = padded_size(s), rest = total, d = s->sites;
-    float *cur = mpoc_ws_floats(ws, WS_MPO_A, total), *next = mpoc_ws_floats(ws, WS_MPO_B, total);
-    if (!next)
+    float *cur = mpoc_ws_floats(ws, WS_MPO_A, total);
+    if (!cur)
         return MPOC_E_NOMEM;
     double spent = 0.0;
     mpo->ranks[0] = 1;
@@ -432,6 +622,10 @@ static mpoc_status tt_sweep(mpoc_mpo *mpo, const mpoc_mpo_options *opt, double n
             rep->rank_clamped = true;
         mpoc_svd_view v;
         MPOC_TRY(mpoc_svd_ws(mpoc_view_wrap(cur, rows, rest, rest), &o, true, ws, &v));
+        /* only C_k and the factors are live: the SVD's other scratch (copies
+         * of C_k, Q of its QR) goes before core k is allocated beside them */
+        mpoc_ws_trim(ws, WS_KEEP_BYTES, WS_BIT(WS_MPO_A) | mpoc_ws_bit_of(ws, v.u) |
+                                            mpoc_ws_bit_of(ws, v.s) | mpoc_ws_bit_of(ws, v.vt));
         size_t r = v.rank;
         mpo->cores[k] = mpoc_alloc_array(rows * r, sizeof(float));
         if (!mpo->cores[k])
@@ -445,10 +639,8 @@ static mpoc_status tt_sweep(mpoc_mpo *mpo, const mpoc_mpo_options *opt, double n
         spent += v.discarded_sq;
         for (size_t i = 0; i < r; i++)
             for (size_t j = 0; j < rest; j++)
-                next[i * rest + j] = v.s[i] * v.vt[i * v.ldvt + j];
-        float *tmp = cur;
-        cur = next;
-        next = tmp;
+                cur[i * rest + j] = v.s[i] * v.vt[i * v.ldvt + j];
+        mpoc_ws_trim(ws, WS_KEEP_BYTES, WS_BIT(WS_MPO_A)); /* the next bond has other shapes */
     }
     mpo->ranks[d] = 1;
     mpo->cores[d - 1] = dup_floats(cur, mpo->ranks[d - 1] * site_size(s, d - 1));
@@ -479,14 +671,21 @@ mpoc_status mpoc_mpo_decompose_ex(mpoc_mat_view w, const mpoc_mpo_options *opt, 
         MPOC_FAIL(MPOC_E_OVERFLOW, "padded %zu x %zu matrix is too large",
                   out->shape.padded_rows, out->shape.padded_cols);
     double t0 = now_seconds();
+    /* Each phase frees the big scratch slots it leaves (WS_KEEP_BYTES):
+     * grow-only slots would make the peak the sum of every phase's scratch,
+     * not the largest phase's; re-touching costs ~0.1 s per 172 MiB. First
+     * a previous job's (another tensor's error or quantization). */
+    mpoc_ws_trim(ws, WS_KEEP_BYTES, 0);
     float *p = mpoc_ws_floats(ws, WS_MPO_A, total);
     mpoc_status st = p ? permute_into(w, &out->shape, p, ws) : MPOC_E_NOMEM;
     double t1 = now_seconds();
     if (st == MPOC_OK)
         st = tt_sweep(out, opt, stats.sum_sq, ws, rep);
     double t2 = now_seconds();
+    mpoc_ws_trim(ws, WS_KEEP_BYTES, 0); /* P and the SVD scratch */
     if (st == MPOC_OK && !opt->skip_error)
         st = mpoc_mpo_rel_error(out, w, ws, &rep->rel_error);
+    mpoc_ws_trim(ws, WS_KEEP_BYTES, 0); /* the caller's next phase starts lean */
     if (st != MPOC_OK) {
         mpoc_mpo_free(out);
         return st;

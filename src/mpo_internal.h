@@ -9,4 +9,12 @@
  * feedback of quant.c both start from it. */
 mpoc_status mpoc_mpo_permuted_copy(mpoc_mat_view w, const mpoc_shape *s, float **out);
 
+/* Test hooks of the slab-by-slab contraction behind mpoc_mpo_to_dense and
+ * mpoc_mpo_rel_error (mpo.c): the largest slab buffer in floats (0: the
+ * library's rule) and the plan family to use (-1: the cheapest; 0, 1, 2:
+ * groups of i_0, groups of i_1, i_0 fixed with groups of i_1). Only for
+ * single-threaded tests; the results must not depend on them. */
+extern size_t mpoc_mpo_slab_target;
+extern int mpoc_mpo_slab_family;
+
 #endif

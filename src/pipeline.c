@@ -23,6 +23,7 @@
 #include "mpoc_container.h"
 #include "mpoc.h"
 #include "util.h"
+#include "workspace.h"
 
 #define CKPT_MAGIC "MPOCCK01"
 
@@ -544,6 +545,9 @@ static mpoc_status compress_one(const mpoc_tensor *t, mpoc_format fmt,
     st = mpoc_mpo_decompose_ex(mpoc_mat_view_of(&w), &o->mpo, ws, &mpo, &rep);
     if (st == MPOC_OK)
         st = mpoc_quant_mpo(&mpo, mpoc_mat_view_of(&w), &o->quant, ws, &q, &qr);
+    /* encoding needs only the stored cores: W and the float cores go first */
+    mpoc_mpo_free(&mpo);
+    mpoc_mat_free(&w);
     if (st == MPOC_OK) {
         mpoc_encode_info info = {t->name, t->dtype, t->n_dims, t->shape, rep.rel_error,
                                  qr.rel_error, NAN, o->quant};
@@ -564,8 +568,6 @@ static mpoc_status compress_one(const mpoc_tensor *t, mpoc_format fmt,
         mpoc_log_("tensor '%s': compression failed: %s", t->name, mpoc_strerror(st));
     }
     mpoc_qmpo_free(&q);
-    mpoc_mpo_free(&mpo);
-    mpoc_mat_free(&w);
     return st;
 }
 
@@ -1101,8 +1103,10 @@ static mpoc_status prune_entry(const mpoc_container *c, size_t idx, mpoc_format 
         st = mpoc_mpo_copy(&m, &q.mpo);
     if (st == MPOC_OK)
         st = mpoc_mpo_round(&m, &o->mpo, ws);
+    mpoc_ws_trim(ws, WS_KEEP_BYTES, 0); /* the rounding's core SVDs */
     if (st == MPOC_OK)
         st = mpoc_quant_mpo(&m, mpoc_mat_view_of(&target), &qo, ws, &q2, &qr);
+    mpoc_ws_trim(ws, WS_KEEP_BYTES, 0); /* nothing carries to the next tensor */
     if (st == MPOC_OK) {
         mpoc_encode_info info = {e->name, e->orig_dtype, e->orig_n_dims, e->orig_shape,
                                  NAN, qr.rel_error, e->rel_error, qo};

@@ -29,6 +29,27 @@ void *mpoc_ws_get(struct mpoc_workspace *ws, enum mpoc_ws_slot slot, size_t byte
     return ws->buf[slot];
 }
 
+void mpoc_ws_trim(struct mpoc_workspace *ws, size_t max_bytes, uint32_t keep)
+{
+    for (int i = 0; i < WS_SLOT_COUNT; i++)
+        if (!(keep & WS_BIT(i)) && ws->cap[i] > max_bytes) {
+            free(ws->buf[i]);
+            ws->buf[i] = NULL;
+            ws->cap[i] = 0;
+        }
+}
+
+uint32_t mpoc_ws_bit_of(const struct mpoc_workspace *ws, const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    for (int i = 0; i < WS_SLOT_COUNT; i++) {
+        uintptr_t b = (uintptr_t)ws->buf[i];
+        if (ws->buf[i] && a >= b && a - b < ws->cap[i])
+            return WS_BIT(i);
+    }
+    return 0;
+}
+
 float *mpoc_ws_floats(struct mpoc_workspace *ws, enum mpoc_ws_slot slot, size_t n)
 {
     size_t bytes;

@@ -1,14 +1,20 @@
 /* workspace.h: grow-only scratch buffers reused across the steps of one
- * decomposition (first touch of fresh memory costs ~3 s/GiB here, so a
+ * decomposition (first touch of fresh memory costs ~0.6-3 s/GiB here, so a
  * TT-SVD allocates its scratch once and reuses it for every bond).
  *
  * Each slot is an independent buffer; a caller asks for a slot by name and
  * gets at least the bytes it needs. Contents do not survive a grow. Two
- * buffers that must coexist use two slots. */
+ * buffers that must coexist use two slots.
+ *
+ * Grow-only slots keep every slot's high-water mark alive at once, so a
+ * caller whose phases use different slots trims the big ones between
+ * phases (mpoc_ws_trim): the peak is then the largest phase, not the sum of
+ * all slots' maxima. */
 #ifndef MPOC_WORKSPACE_H
 #define MPOC_WORKSPACE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum mpoc_ws_slot {
     WS_LA_WORK,   /* LAPACK float work array */
@@ -45,6 +51,21 @@ struct mpoc_workspace {
     size_t cap[WS_SLOT_COUNT];
     size_t peak_bytes; /* high-water mark of all slots together */
 };
+
+/* Slots up to this size survive the trims between phases: they are cheap
+ * to keep and small against any matrix worth trimming for. */
+#define WS_KEEP_BYTES ((size_t)4 << 20)
+
+/* A set of slots for mpoc_ws_trim. */
+#define WS_BIT(slot) ((uint32_t)1 << (slot))
+_Static_assert(WS_SLOT_COUNT <= 32, "slot sets are 32-bit masks");
+
+/* Free every slot holding more than max_bytes, except those in `keep`.
+ * Small slots stay for reuse. */
+void mpoc_ws_trim(struct mpoc_workspace *ws, size_t max_bytes, uint32_t keep);
+
+/* WS_BIT of the slot whose buffer holds p, or 0. */
+uint32_t mpoc_ws_bit_of(const struct mpoc_workspace *ws, const void *p);
 
 /* At least `bytes` bytes of slot `slot` (64-byte aligned), or NULL when the
  * allocation fails. Previous contents are lost when the slot grows. */
