@@ -106,10 +106,40 @@ typedef struct mpoc_quant_report {
  * is quantized; cores 0..d−2 are stored as opt->core, core d−1 as
  * opt->centre. `ws` may be NULL; `rep` may be NULL. Cost: about one extra
  * pass of gemms over W per core (≈ r·|W| flops for the first). Allocates
- * scratch of about 2·|W| floats. MPOC_E_NUMERIC when W or a core is not
+ * scratch of up to about 4·|W| floats with 3 sites (docs/format.md §6: the
+ * permuted W, its right contractions, the left part and the contracted
+ * result for the error; with feedback that error is measured on the
+ * sweep's own contraction). MPOC_E_NUMERIC when W or a core is not
  * finite. */
 mpoc_status mpoc_quant_mpo(const mpoc_mpo *mpo, mpoc_mat_view w, const mpoc_quant_options *opt,
                            mpoc_workspace *ws, mpoc_qmpo *out, mpoc_quant_report *rep);
+
+/* The target W prepared for quantizing MPOs of one shape: W permuted to
+ * site order (zero padded), where W's entries lie in it, and ‖W‖². Several
+ * MPOs of that shape quantized against the same W (every truncation of a
+ * sweep) share it instead of each building its own, and it keeps the
+ * scratch of their quantization between calls (fresh memory costs page
+ * faults; quantize the largest MPO first): one call at a time per target.
+ * Holds about |W| floats plus |W| bytes when the shape pads, then the
+ * scratch (up to about 3·|W| floats); free with mpoc_quant_target_free. */
+typedef struct mpoc_quant_target mpoc_quant_target;
+
+mpoc_status mpoc_quant_target_new(mpoc_mat_view w, const mpoc_shape *shape, mpoc_quant_target **out);
+void mpoc_quant_target_free(mpoc_quant_target *t);
+
+/* Quantize one MPO to n settings at once (e.g. f16, q8_0 and q4_0 of the
+ * same truncated MPO in a sweep): out[i] and rep[i] (n reports, required
+ * when n > 1) are exactly what mpoc_quant_mpo(mpo, w, &opts[i], …) gives,
+ * bit for bit, but the work that does not depend on the core type — the
+ * canonical form, the permuted target, its contractions with the
+ * right-orthonormal cores and the re-fit of core 0 — is done once. `target`
+ * (may be NULL: built here) is this w prepared for mpo's shape
+ * (MPOC_E_SHAPE for another shape). Memory: the
+ * shared part (about |W| floats per site beyond the first two) stays alive
+ * until the last setting is done. On failure every out[i] is freed. */
+mpoc_status mpoc_quant_mpo_multi(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quant_target *target,
+                                 const mpoc_quant_options *opts, size_t n, mpoc_workspace *ws,
+                                 mpoc_qmpo *out, mpoc_quant_report *rep);
 
 #ifdef __cplusplus
 }

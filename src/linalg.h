@@ -23,6 +23,14 @@ mpoc_status mpoc_la_gemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t 
 mpoc_status mpoc_la_transpose(size_t rows, size_t cols, const float *a, size_t lda, float *b,
                               size_t ldb);
 
+/* C (n × n, full, row-major) = AᵀA for A m × n with row stride lda. */
+mpoc_status mpoc_la_gram(size_t m, size_t n, const float *a, size_t lda, float *c);
+
+/* In place inverse of a symmetric positive definite A (n × n, row-major,
+ * double; both triangles read as the same matrix, both written) by Cholesky.
+ * *ok = false (A destroyed) when A is not numerically positive definite. */
+mpoc_status mpoc_la_spd_inverse(double *a, size_t n, bool *ok);
+
 /* Thin QR of a tall A (m ≥ n) in place: A ← Q (orthonormal columns); when r
  * is not NULL it receives R (n × n, upper triangular, row-major). */
 mpoc_status mpoc_la_qr(float *a, size_t m, size_t n, size_t ld, float *r, struct mpoc_workspace *ws);

@@ -144,6 +144,33 @@ static size_t site_size(const mpoc_shape *s, size_t k)
     return s->row_dims[k] * s->col_dims[k];
 }
 
+/* Decode the n stored values back over `core` a chunk at a time (no
+ * n-float buffer: a core can be tens of MB, and fresh memory costs page
+ * faults), accumulating ‖Δ‖² and ‖core‖² on the way. Chunks are whole
+ * blocks, so every chunk but the last starts at a block boundary. */
+static mpoc_status decode_over(mpoc_quant_type t, const uint8_t *bytes, float *core, size_t n,
+                               double *d2, double *n2)
+{
+    enum { CHUNK = 64 * MPOC_QUANT_BLOCK };
+    float buf[CHUNK];
+    size_t chunk_bytes;
+    MPOC_TRY(mpoc_quant_nbytes(t, CHUNK, &chunk_bytes));
+    double sd = 0.0, sn = 0.0;
+    for (size_t i = 0, off = 0; i < n; i += CHUNK, off += chunk_bytes) {
+        size_t len = n - i < CHUNK ? n - i : CHUNK;
+        MPOC_TRY(mpoc_quant_decode(t, bytes + off, len, buf));
+        for (size_t j = 0; j < len; j++) {
+            double d = (double)core[i + j] - (double)buf[j];
+            sd += d * d;
+            sn += (double)core[i + j] * (double)core[i + j];
+        }
+        memcpy(core + i, buf, len * sizeof(float));
+    }
+    *d2 = sd;
+    *n2 = sn;
+    return MPOC_OK;
+}
+
 /* Store `core` (n floats) as type t in q's slot k: bytes, and the decoded
  * values written back over `core`. *eta gets ‖Δ‖/‖core‖. */
 static mpoc_status store_core(mpoc_qmpo *q, size_t k, mpoc_quant_type t, float *core, size_t n,
@@ -154,26 +181,15 @@ static mpoc_status store_core(mpoc_qmpo *q, size_t k, mpoc_quant_type t, float *
     uint8_t *bytes = malloc(nb ? nb : 1);
     if (!bytes)
         return MPOC_E_NOMEM;
+    double d2 = 0.0, n2 = 0.0;
     mpoc_status st = mpoc_quant_encode(t, core, n, bytes);
-    float *deq = st == MPOC_OK ? mpoc_alloc_array(n, sizeof(float)) : NULL;
-    if (st == MPOC_OK && !deq)
-        st = MPOC_E_NOMEM;
     if (st == MPOC_OK)
-        st = mpoc_quant_decode(t, bytes, n, deq);
+        st = decode_over(t, bytes, core, n, &d2, &n2);
     if (st != MPOC_OK) {
         free(bytes);
-        free(deq);
         return st;
     }
-    double d2 = 0.0, n2 = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)core[i] - (double)deq[i];
-        d2 += d * d;
-        n2 += (double)core[i] * (double)core[i];
-    }
     *eta = n2 > 0.0 ? sqrt(d2 / n2) : 0.0;
-    memcpy(core, deq, n * sizeof(float));
-    free(deq);
     free(q->data[k]);
     q->data[k] = bytes;
     q->nbytes[k] = nb;
@@ -227,154 +243,393 @@ mpoc_status mpoc_qmpo_from_stored(const mpoc_shape *shape, const size_t *ranks,
 
 /* ------------------------------------------------------- error feedback */
 
-/* Z ((r_k s_k) × r_{k+1}) = Y contracted from the right with cores
- * k+1..d−1 of mpo (Y: r_k × s_k × … × s_{d−1}, C order). */
-static mpoc_status right_contract(const mpoc_mpo *mpo, size_t k, const float *y, size_t y_len,
-                                  float **z_out)
+/* Notation: T is W permuted to site order (s_0 … s_{d−1}, zero padded), the
+ * MPO right-canonical (centre 0), n_k = s_0⋯s_{k−1}. Core k is re-fitted as
+ * the minimiser of ‖T − L_k·G·R_k‖ with L_k (n_k × r_k) the contraction of
+ * the stored cores 0..k−1 and R_k that of the right-orthonormal cores
+ * k+1..d−1: G = M_k⁻¹·L_kᵀ·P_k, M_k = L_kᵀL_k, P_k = T contracted from the
+ * right with cores k+1..d−1 ((n_k s_k) × r_{k+1}). The P_k and the re-fit of
+ * core 0 (L_0 = [1]) do not depend on the core type, so they are computed
+ * once for every type quantized from the same MPO (fb_shared). */
+
+/* M⁻¹ by the old scalar Cholesky with clamped pivots, for a Gram that
+ * LAPACK finds indefinite (rank-deficient up to rounding): the clamp keeps
+ * the deficient directions finite. a (r × r, double) gets M⁻¹. */
+static void clamped_inverse(const float *m, size_t r, double ridge, double *l, double *li, double *a)
 {
-    const mpoc_shape *s = &mpo->shape;
-    size_t d = s->sites, len = y_len;
-    float *cur = NULL;
-    const float *in = y;
-    for (size_t l = d - 1; l > k; l--) {
-        size_t sl = site_size(s, l), r_r = mpo->ranks[l + 1], r_l = mpo->ranks[l];
-        size_t cols = sl * r_r, rows = len / cols, n_out;
-        if (!mpoc_mul_size(rows, r_l, &n_out)) {
-            free(cur);
-            return MPOC_E_OVERFLOW;
+    for (size_t i = 0; i < r; i++) /* M = L Lᵀ */
+        for (size_t j = 0; j <= i; j++) {
+            double v = 0.5 * ((double)m[i * r + j] + (double)m[j * r + i]) + (i == j ? ridge : 0.0);
+            for (size_t p = 0; p < j; p++)
+                v -= l[i * r + p] * l[j * r + p];
+            l[i * r + j] = i == j ? sqrt(v > ridge ? v : ridge) : v / l[j * r + j];
         }
-        float *next = mpoc_alloc_array(n_out, sizeof(float));
-        if (!next) {
-            free(cur);
-            return MPOC_E_NOMEM;
+    for (size_t j = 0; j < r; j++) /* L⁻¹, lower triangular, column by column */
+        for (size_t i = j; i < r; i++) {
+            double v = i == j ? 1.0 : 0.0;
+            for (size_t p = j; p < i; p++)
+                v -= l[i * r + p] * li[p * r + j];
+            li[i * r + j] = v / l[i * r + i];
         }
-        mpoc_status st = mpoc_la_gemm(false, true, rows, r_l, cols, 1.0f, in, cols, mpo->cores[l],
-                                      cols, 0.0f, next, r_l);
-        free(cur);
-        if (st != MPOC_OK) {
-            free(next);
-            return st;
+    for (size_t i = 0; i < r; i++) /* M⁻¹ = L⁻ᵀ L⁻¹ */
+        for (size_t j = 0; j <= i; j++) {
+            double v = 0.0;
+            for (size_t p = i; p < r; p++)
+                v += li[p * r + i] * li[p * r + j];
+            a[i * r + j] = a[j * r + i] = v;
         }
-        cur = next;
-        in = cur;
-        len = n_out;
-    }
-    if (!cur) { /* k = d − 1: Z is Y itself */
-        cur = mpoc_alloc_array(len, sizeof(float));
-        if (!cur)
-            return MPOC_E_NOMEM;
-        memcpy(cur, y, len * sizeof(float));
-    }
-    *z_out = cur;
-    return MPOC_OK;
 }
 
-/* G ← M⁻¹·G on the left bond index: G is r × c (row-major), M r × r SPD.
- * M⁻¹ is formed in double from the Cholesky factor (M is the Gram matrix of
- * a nearly orthonormal left environment, so well conditioned; a tiny
- * relative ridge keeps a rank-deficient one, e.g. from an all-zero block of
- * W, finite), then applied with one gemm. O(r³ + r²c). */
-static mpoc_status solve_gram(const float *m, size_t r, float *g, size_t c)
+/* inv (r × r, float) = (M + ridge·I)⁻¹ in double. M is the Gram matrix of a
+ * nearly orthonormal left environment, so well conditioned; the tiny
+ * relative ridge keeps a rank-deficient one (e.g. from an all-zero block of
+ * W) finite. LAPACK's Cholesky (O(r³) at BLAS speed; the scalar loops cost
+ * ~10 ms at r = 240), the clamped scalar one when LAPACK refuses M. */
+static mpoc_status gram_inverse(const float *m, size_t r, float *inv)
 {
-    size_t rr, rc;
-    if (!mpoc_mul_size(r, r, &rr) || !mpoc_mul_size(r, c, &rc))
+    size_t rr;
+    if (!mpoc_mul_size(r, r, &rr))
         return MPOC_E_OVERFLOW;
-    double *l = mpoc_calloc_array(rr, sizeof(double));
-    double *li = mpoc_calloc_array(rr, sizeof(double));
-    float *inv = mpoc_alloc_array(rr, sizeof(float));
-    float *tmp = mpoc_alloc_array(rc, sizeof(float));
-    mpoc_status st = (l && li && inv && tmp) ? MPOC_OK : MPOC_E_NOMEM;
-    if (st == MPOC_OK) {
-        double trace = 0.0;
-        for (size_t i = 0; i < r; i++)
-            trace += (double)m[i * r + i];
-        double ridge = trace > 0.0 ? 1e-10 * trace / (double)r : 1e-30;
-        for (size_t i = 0; i < r; i++) /* M = L Lᵀ */
-            for (size_t j = 0; j <= i; j++) {
-                double v = 0.5 * ((double)m[i * r + j] + (double)m[j * r + i]) + (i == j ? ridge : 0.0);
-                for (size_t p = 0; p < j; p++)
-                    v -= l[i * r + p] * l[j * r + p];
-                l[i * r + j] = i == j ? sqrt(v > ridge ? v : ridge) : v / l[j * r + j];
-            }
-        for (size_t j = 0; j < r; j++) /* L⁻¹, lower triangular, column by column */
-            for (size_t i = j; i < r; i++) {
-                double v = i == j ? 1.0 : 0.0;
-                for (size_t p = j; p < i; p++)
-                    v -= l[i * r + p] * li[p * r + j];
-                li[i * r + j] = v / l[i * r + i];
-            }
-        for (size_t i = 0; i < r; i++) /* M⁻¹ = L⁻ᵀ L⁻¹ */
-            for (size_t j = 0; j <= i; j++) {
-                double v = 0.0;
-                for (size_t p = i; p < r; p++)
-                    v += li[p * r + i] * li[p * r + j];
-                inv[i * r + j] = inv[j * r + i] = (float)v;
-            }
-        memcpy(tmp, g, rc * sizeof(float));
-        st = mpoc_la_gemm(false, false, r, c, r, 1.0f, inv, r, tmp, c, 0.0f, g, c);
+    double *a = mpoc_alloc_array(rr, sizeof(double));
+    if (!a)
+        return MPOC_E_NOMEM;
+    double trace = 0.0;
+    for (size_t i = 0; i < r; i++)
+        trace += (double)m[i * r + i];
+    double ridge = trace > 0.0 ? 1e-10 * trace / (double)r : 1e-30;
+    for (size_t i = 0; i < r; i++)
+        for (size_t j = 0; j < r; j++)
+            a[i * r + j] = 0.5 * ((double)m[i * r + j] + (double)m[j * r + i]) + (i == j ? ridge : 0.0);
+    bool ok;
+    mpoc_status st = mpoc_la_spd_inverse(a, r, &ok);
+    if (st == MPOC_OK && !ok) {
+        double *l = mpoc_calloc_array(rr, sizeof(double));
+        double *li = mpoc_calloc_array(rr, sizeof(double));
+        if (l && li)
+            clamped_inverse(m, r, ridge, l, li, a);
+        else
+            st = MPOC_E_NOMEM;
+        free(l);
+        free(li);
     }
-    free(l);
-    free(li);
-    free(inv);
-    free(tmp);
+    for (size_t i = 0; st == MPOC_OK && i < rr; i++)
+        inv[i] = (float)a[i];
+    free(a);
     return st;
 }
 
-/* State of the left-to-right sweep: Y = Lᵀ·T (r_k × rest) and the Gram
- * matrix M = LᵀL (r_k × r_k) of the quantized left environment L. */
-typedef struct fb_state {
-    float *y;
-    size_t y_len;
-    float *m;
-} fb_state;
+/* Buffers of the feedback sweep a target keeps between calls, grow-only:
+ * first touch of fresh memory costs page faults (~15% of a sweep's time),
+ * and a sweep quantizes many MPOs of one shape, the largest first. */
+enum { TB_P = 0, TB_L0 = MPOC_MAX_SITES, TB_L1, TB_Z, TB_T, TB_DENSE, TB_COUNT };
 
-/* Fold the stored core k (r × s × r') into Y and M. */
-static mpoc_status fb_advance(fb_state *f, const mpoc_mpo *q, size_t k)
+/* W prepared for every MPO of one shape (mpoc_quant.h). */
+struct mpoc_quant_target {
+    mpoc_shape shape;
+    float *t;        /* T: W permuted to site order, zero padded */
+    uint8_t *real;   /* 1 where T holds an entry of W, 0 on padding; NULL: no padding */
+    double norm_sq;  /* ‖W‖² */
+    float *buf[TB_COUNT];
+    size_t cap[TB_COUNT];
+};
+
+/* At least n floats of the target's buffer `slot` (contents not kept). */
+static float *target_buf(mpoc_quant_target *tg, int slot, size_t n)
 {
-    size_t r = q->ranks[k], r2 = q->ranks[k + 1], rs = r * site_size(&q->shape, k);
-    size_t rest = f->y_len / rs;
-    const float *g = q->cores[k];
-    float *y2 = mpoc_alloc_array(r2 * rest, sizeof(float));
-    float *tmp = mpoc_alloc_array(rs * r2, sizeof(float));
-    float *m2 = mpoc_alloc_array(r2 * r2, sizeof(float));
-    mpoc_status st = (y2 && tmp && m2) ? MPOC_OK : MPOC_E_NOMEM;
-    if (st == MPOC_OK) /* Y' = Gᵀ Y: (rs × r2)ᵀ (rs × rest) */
-        st = mpoc_la_gemm(true, false, r2, rest, rs, 1.0f, g, r2, f->y, rest, 0.0f, y2, rest);
-    if (st == MPOC_OK) /* tmp = M · G as r × (s r2) */
-        st = mpoc_la_gemm(false, false, r, rs / r * r2, r, 1.0f, f->m, r, g, rs / r * r2, 0.0f,
-                          tmp, rs / r * r2);
-    if (st == MPOC_OK) /* M' = Gᵀ tmp, both as rs × r2 */
-        st = mpoc_la_gemm(true, false, r2, r2, rs, 1.0f, g, r2, tmp, r2, 0.0f, m2, r2);
-    free(tmp);
+    n = n ? n : 1;
+    if (tg->cap[slot] < n) {
+        free(tg->buf[slot]);
+        tg->buf[slot] = mpoc_alloc_array(n, sizeof(float));
+        tg->cap[slot] = tg->buf[slot] ? n : 0;
+    }
+    return tg->buf[slot];
+}
+
+/* What every core type quantized from one MPO shares. */
+typedef struct fb_shared {
+    const mpoc_mpo *ref;          /* the MPO, right-canonical: the caller's or own_ref */
+    mpoc_mpo own_ref;
+    mpoc_quant_target *tg;        /* the caller's, or own */
+    mpoc_quant_target *own;
+    float *p[MPOC_MAX_SITES];     /* P_k (the target's buffers); p[d−1] is T */
+    float *core0;                 /* re-fitted core 0 before quantization (in p[0]) */
+    size_t l_max, z_max, t_max, r_max; /* scratch sizes of one type's sweep (floats; r: rank) */
+} fb_shared;
+
+static void fb_shared_free(fb_shared *sh)
+{
+    mpoc_mpo_free(&sh->own_ref);
+    mpoc_quant_target_free(sh->own);
+    memset(sh, 0, sizeof *sh);
+}
+
+/* P_k for k = d−2..0 from T, one gemm per core (the P_0 of this chain is
+ * what the first re-fit needs; every intermediate is a later P_k). */
+static mpoc_status right_targets(fb_shared *sh)
+{
+    const mpoc_mpo *m = sh->ref;
+    size_t d = m->shape.sites, rows = m->shape.padded_rows * m->shape.padded_cols;
+    for (size_t k = d - 1; k-- > 0;) {
+        size_t cols = site_size(&m->shape, k + 1) * m->ranks[k + 2], r = m->ranks[k + 1], n;
+        rows /= site_size(&m->shape, k + 1);
+        if (!mpoc_mul_size(rows, r, &n))
+            return MPOC_E_OVERFLOW;
+        sh->p[k] = target_buf(sh->tg, TB_P + (int)k, n);
+        if (!sh->p[k])
+            return MPOC_E_NOMEM;
+        MPOC_TRY(mpoc_la_gemm(false, true, rows, r, cols, 1.0f, sh->p[k + 1], cols, m->cores[k + 1],
+                              cols, 0.0f, sh->p[k], r));
+    }
+    return MPOC_OK;
+}
+
+/* Scratch sizes of one type's sweep: L_k (k ≥ 2), Z (a core), the product
+ * scratch r_k × min(n_k, s_k r_{k+1}), and the largest rank. Checked. */
+static mpoc_status scratch_sizes(fb_shared *sh)
+{
+    const mpoc_mpo *m = sh->ref;
+    size_t n = 1;
+    for (size_t k = 0; k < m->shape.sites; k++) {
+        size_t r = m->ranks[k], c = site_size(&m->shape, k) * m->ranks[k + 1], l, z, t;
+        size_t rr;
+        bool ok = mpoc_mul_size(n, r, &l) && mpoc_mul_size(r, c, &z) &&
+                  mpoc_mul_size(r, n < c ? n : c, &t) && mpoc_mul_size(r, r, &rr);
+        if (!ok)
+            return MPOC_E_OVERFLOW;
+        if (k >= 2 && l > sh->l_max)
+            sh->l_max = l;
+        sh->z_max = z > sh->z_max ? z : sh->z_max;
+        sh->t_max = t > sh->t_max ? t : sh->t_max;
+        sh->r_max = r > sh->r_max ? r : sh->r_max;
+        if (!mpoc_mul_size(n, site_size(&m->shape, k), &n))
+            return MPOC_E_OVERFLOW;
+    }
+    return MPOC_OK;
+}
+
+/* Where T holds entries of W (W of ones, permuted by the MPO module itself)
+ * and ‖W‖², so errors measured on T are cropped like mpoc_mpo_rel_error's. */
+static mpoc_status real_entries(mpoc_mat_view w, mpoc_quant_target *tg)
+{
+    const mpoc_shape *s = &tg->shape;
+    size_t n = s->padded_rows * s->padded_cols;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) /* zero on padding */
+        sum += (double)tg->t[i] * (double)tg->t[i];
+    tg->norm_sq = sum;
+    if (s->padded_rows == s->rows && s->padded_cols == s->cols)
+        return MPOC_OK;
+    mpoc_mat ones;
+    MPOC_TRY(mpoc_mat_alloc(&ones, w.rows, w.cols));
+    for (size_t i = 0; i < w.rows * w.cols; i++)
+        ones.data[i] = 1.0f;
+    float *perm;
+    mpoc_status st = mpoc_mpo_permuted_copy(mpoc_mat_view_of(&ones), s, &perm);
+    mpoc_mat_free(&ones);
+    if (st != MPOC_OK)
+        return st;
+    tg->real = malloc(n);
+    for (size_t i = 0; tg->real && i < n; i++)
+        tg->real[i] = perm[i] != 0.0f;
+    free(perm);
+    return tg->real ? MPOC_OK : MPOC_E_NOMEM;
+}
+
+void mpoc_quant_target_free(mpoc_quant_target *t)
+{
+    if (!t)
+        return;
+    free(t->t);
+    free(t->real);
+    for (int i = 0; i < TB_COUNT; i++)
+        free(t->buf[i]);
+    free(t);
+}
+
+mpoc_status mpoc_quant_target_new(mpoc_mat_view w, const mpoc_shape *shape, mpoc_quant_target **out)
+{
+    *out = NULL;
+    if (!shape || shape->sites == 0 || shape->sites > MPOC_MAX_SITES || !w.data ||
+        w.rows != shape->rows || w.cols != shape->cols)
+        MPOC_FAIL(MPOC_E_SHAPE, "quantize target: %zu x %zu matrix for another shape", w.rows,
+                  w.cols);
+    mpoc_quant_target *t = calloc(1, sizeof *t);
+    if (!t)
+        return MPOC_E_NOMEM;
+    t->shape = *shape;
+    mpoc_status st = mpoc_mpo_permuted_copy(w, shape, &t->t);
+    if (st == MPOC_OK)
+        st = real_entries(w, t);
     if (st != MPOC_OK) {
-        free(y2);
-        free(m2);
+        mpoc_quant_target_free(t);
         return st;
     }
-    free(f->y);
-    free(f->m);
-    f->y = y2;
-    f->y_len = r2 * rest;
-    f->m = m2;
+    *out = t;
     return MPOC_OK;
 }
 
-/* Core k re-fitted: G = M⁻¹ (Lᵀ T Rᵀ), then (k < d−1) its orthonormal
- * factor Q of G = QR, the R being absorbed by the next re-fit. */
-static mpoc_status fb_refit(const fb_state *f, const mpoc_mpo *ref, size_t k, float *core,
-                            mpoc_workspace *ws)
+static bool same_shape(const mpoc_shape *a, const mpoc_shape *b)
 {
-    size_t d = ref->shape.sites, r = ref->ranks[k], r2 = ref->ranks[k + 1];
-    size_t rs = r * site_size(&ref->shape, k);
-    float *z;
-    MPOC_TRY(right_contract(ref, k, f->y, f->y_len, &z));
-    mpoc_status st = solve_gram(f->m, r, z, rs / r * r2);
-    if (st == MPOC_OK && k + 1 < d && rs >= r2)
-        st = mpoc_la_qr(z, rs, r2, r2, NULL, ws);
-    if (st == MPOC_OK)
-        memcpy(core, z, rs * r2 * sizeof(float));
-    free(z);
-    return st;
+    bool same = a->sites == b->sites && a->rows == b->rows && a->cols == b->cols &&
+                a->padded_rows == b->padded_rows && a->padded_cols == b->padded_cols;
+    for (size_t k = 0; same && k < a->sites; k++)
+        same = a->row_dims[k] == b->row_dims[k] && a->col_dims[k] == b->col_dims[k];
+    return same;
+}
+
+/* The type-independent part: canonical copy, T, the P_k, and core 0 re-fitted
+ * (Z_0 = P_0; its orthonormal factor when d > 1 and it is tall). */
+static mpoc_status fb_shared_build(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quant_target *tg,
+                                   mpoc_workspace *ws, fb_shared *sh)
+{
+    memset(sh, 0, sizeof *sh);
+    if (tg && !same_shape(&tg->shape, &mpo->shape))
+        MPOC_FAIL(MPOC_E_SHAPE, "quantize: the prepared target is for another MPO shape");
+    if (!tg) {
+        MPOC_TRY(mpoc_quant_target_new(w, &mpo->shape, &sh->own));
+        tg = sh->own;
+    }
+    sh->tg = tg;
+    /* cores 1..d−1 right-orthonormal: the right environment of every re-fit
+     * (an MPO already centred on core 0, as a sweep hands over, is read in
+     * place: canonicalizing it would change nothing) */
+    sh->ref = mpo;
+    if (mpo->centre != 0) {
+        MPOC_TRY(mpoc_mpo_copy(&sh->own_ref, mpo));
+        MPOC_TRY(mpoc_mpo_canonicalize(&sh->own_ref, 0, ws));
+        sh->ref = &sh->own_ref;
+    }
+    size_t d = sh->ref->shape.sites, s0 = site_size(&sh->ref->shape, 0), r1 = sh->ref->ranks[1];
+    sh->p[d - 1] = tg->t; /* read only */
+    MPOC_TRY(right_targets(sh));
+    MPOC_TRY(scratch_sizes(sh));
+    sh->core0 = sh->p[0];
+    if (d > 1 && s0 >= r1)
+        MPOC_TRY(mpoc_la_qr(sh->core0, s0, r1, r1, NULL, ws));
+    return MPOC_OK;
+}
+
+/* One type's scratch, sized from fb_shared and reused by every type; all
+ * but the two r × r matrices are the target's buffers. */
+typedef struct fb_scratch {
+    float *l[2], *z, *t, *m, *inv;
+    float *dense; /* the stored MPO contracted (padded, permuted), for its error */
+} fb_scratch;
+
+static void fb_scratch_free(fb_scratch *f)
+{
+    free(f->m);
+    free(f->inv);
+    memset(f, 0, sizeof *f);
+}
+
+static mpoc_status fb_scratch_new(const fb_shared *sh, fb_scratch *f)
+{
+    memset(f, 0, sizeof *f);
+    const mpoc_shape *s = &sh->ref->shape;
+    /* L_{k+1} is written to l[k & 1] while L_k is read: with 3 sites only
+     * L_2 exists (L_1 is core 0), so l[0] is only needed from 4 sites on */
+    f->l[0] = s->sites > 3 ? target_buf(sh->tg, TB_L0, sh->l_max) : NULL;
+    f->l[1] = target_buf(sh->tg, TB_L1, sh->l_max);
+    f->z = target_buf(sh->tg, TB_Z, sh->z_max);
+    f->t = target_buf(sh->tg, TB_T, sh->t_max);
+    f->dense = target_buf(sh->tg, TB_DENSE, s->padded_rows * s->padded_cols);
+    f->m = mpoc_alloc_array(sh->r_max, sh->r_max * sizeof(float));
+    f->inv = mpoc_alloc_array(sh->r_max, sh->r_max * sizeof(float));
+    if (f->dense && (f->l[0] || s->sites <= 3) && f->l[1] && f->z && f->t && f->m && f->inv)
+        return MPOC_OK;
+    fb_scratch_free(f);
+    return MPOC_E_NOMEM;
+}
+
+/* z (r × c) = M⁻¹·Lᵀ·P with L n × r and P n × c: the cheaper association
+ * first (M⁻¹Lᵀ when n ≤ c, else Lᵀ·P), t holding the intermediate. */
+static mpoc_status refit_product(const float *inv, size_t r, const float *l, size_t n, const float *p,
+                                 size_t c, float *t, float *z)
+{
+    if (n <= c) {
+        MPOC_TRY(mpoc_la_gemm(false, true, r, n, r, 1.0f, inv, r, l, r, 0.0f, t, n));
+        return mpoc_la_gemm(false, false, r, c, n, 1.0f, t, n, p, c, 0.0f, z, c);
+    }
+    MPOC_TRY(mpoc_la_gemm(true, false, r, c, n, 1.0f, l, r, p, c, 0.0f, t, c));
+    return mpoc_la_gemm(false, false, r, c, r, 1.0f, inv, r, t, c, 0.0f, z, c);
+}
+
+/* Re-fit core k ≥ 1 of q against P_k with the stored cores on its left
+ * (L = l, n × r_k, Gram f->m), keep its orthonormal factor when k < d−1 and
+ * the core is tall (the R is absorbed by the next re-fit; Q has the
+ * near-uniform magnitudes block quantizers handle well), and store it. */
+static mpoc_status fb_core(const fb_shared *sh, mpoc_qmpo *q, size_t k, const float *l, size_t n,
+                           fb_scratch *f, mpoc_quant_type t, mpoc_workspace *ws, double *eta)
+{
+    mpoc_mpo *m = &q->mpo;
+    size_t d = m->shape.sites, r = m->ranks[k], r2 = m->ranks[k + 1], s = site_size(&m->shape, k);
+    MPOC_TRY(gram_inverse(f->m, r, f->inv));
+    MPOC_TRY(refit_product(f->inv, r, l, n, sh->p[k], s * r2, f->t, f->z));
+    if (k + 1 < d && r * s >= r2)
+        MPOC_TRY(mpoc_la_qr(f->z, r * s, r2, r2, NULL, ws));
+    memcpy(m->cores[k], f->z, r * s * r2 * sizeof(float));
+    return store_core(q, k, t, m->cores[k], r * s * r2, eta);
+}
+
+/* ‖W − Ŵ‖/‖W‖ with Ŵ = L_{d−1}·G_{d−1} (l: n × r, the last core r × s),
+ * over W's entries only: the contraction mpoc_mpo_rel_error would redo from
+ * core 0, finished from the left environment the sweep already holds. */
+static mpoc_status fb_error(const fb_shared *sh, const mpoc_mpo *m, const float *l, size_t n,
+                            float *dense, double *rel_error)
+{
+    size_t d = m->shape.sites, r = m->ranks[d - 1], s = site_size(&m->shape, d - 1);
+    size_t len = d > 1 ? n * s : s; /* one site: Ŵ is core 0 itself */
+    const float *what = m->cores[0];
+    if (d > 1) {
+        MPOC_TRY(mpoc_la_gemm(false, false, n, s, r, 1.0f, l, r, m->cores[d - 1], s, 0.0f, dense, s));
+        what = dense;
+    }
+    const float *t = sh->p[d - 1];
+    const uint8_t *real = sh->tg->real;
+    double diff = 0.0;
+    if (real) {
+#pragma omp simd reduction(+ : diff)
+        for (size_t i = 0; i < len; i++) {
+            double e = (double)t[i] - (double)what[i];
+            diff += (double)real[i] * e * e;
+        }
+    } else {
+#pragma omp simd reduction(+ : diff)
+        for (size_t i = 0; i < len; i++) {
+            double e = (double)t[i] - (double)what[i];
+            diff += e * e;
+        }
+    }
+    double norm = sh->tg->norm_sq;
+    *rel_error = norm > 0.0 ? sqrt(diff / norm) : (diff > 0.0 ? (double)INFINITY : 0.0);
+    return MPOC_OK;
+}
+
+/* One core type with feedback: q->mpo is shaped like sh->ref (mpo_shell). */
+static mpoc_status fb_run(const fb_shared *sh, mpoc_qmpo *q, const mpoc_quant_options *opt,
+                          fb_scratch *f, mpoc_workspace *ws, mpoc_quant_report *rep)
+{
+    mpoc_mpo *m = &q->mpo;
+    size_t d = m->shape.sites, n = site_size(&m->shape, 0);
+    memcpy(m->cores[0], sh->core0, mpoc_mpo_core_size(m, 0) * sizeof(float));
+    MPOC_TRY(store_core(q, 0, d > 1 ? opt->core : opt->centre, m->cores[0],
+                        mpoc_mpo_core_size(m, 0), &rep->core_rel_error[0]));
+    const float *l = m->cores[0]; /* L_1 = G_0 */
+    for (size_t k = 1; k < d; k++) {
+        MPOC_TRY(mpoc_la_gram(n, m->ranks[k], l, m->ranks[k], f->m));
+        MPOC_TRY(fb_core(sh, q, k, l, n, f, k + 1 < d ? opt->core : opt->centre, ws,
+                         &rep->core_rel_error[k]));
+        if (k + 1 < d) { /* L_{k+1} = L_k·G_k, n_{k+1} × r_{k+1} */
+            size_t c = site_size(&m->shape, k) * m->ranks[k + 1];
+            float *next = f->l[k & 1];
+            MPOC_TRY(mpoc_la_gemm(false, false, n, c, m->ranks[k], 1.0f, l, m->ranks[k],
+                                  m->cores[k], c, 0.0f, next, c));
+            l = next;
+            n *= site_size(&m->shape, k);
+        }
+    }
+    return fb_error(sh, m, l, n, f->dense, &rep->rel_error);
 }
 
 static mpoc_status check_target(const mpoc_mpo *mpo, mpoc_mat_view w)
@@ -390,34 +645,6 @@ static mpoc_status check_target(const mpoc_mpo *mpo, mpoc_mat_view w)
     return MPOC_OK;
 }
 
-static mpoc_status quant_feedback(mpoc_qmpo *q, mpoc_mat_view w, const mpoc_quant_options *opt,
-                                  mpoc_workspace *ws, mpoc_quant_report *rep)
-{
-    mpoc_mpo *m = &q->mpo;
-    size_t d = m->shape.sites;
-    /* cores 1..d−1 right-orthonormal: the right environment of every re-fit */
-    MPOC_TRY(mpoc_mpo_canonicalize(m, 0, ws));
-    fb_state f = {0};
-    mpoc_status st = mpoc_mpo_permuted_copy(w, &m->shape, &f.y);
-    f.y_len = m->shape.padded_rows * m->shape.padded_cols;
-    f.m = mpoc_alloc_array(1, sizeof(float));
-    if (st == MPOC_OK && !f.m)
-        st = MPOC_E_NOMEM;
-    if (f.m)
-        f.m[0] = 1.0f;
-    for (size_t k = 0; st == MPOC_OK && k < d; k++) {
-        st = fb_refit(&f, m, k, m->cores[k], ws);
-        if (st == MPOC_OK)
-            st = store_core(q, k, k + 1 < d ? opt->core : opt->centre, m->cores[k],
-                            mpoc_mpo_core_size(m, k), &rep->core_rel_error[k]);
-        if (st == MPOC_OK && k + 1 < d)
-            st = fb_advance(&f, m, k);
-    }
-    free(f.y);
-    free(f.m);
-    return st;
-}
-
 static mpoc_status quant_independent(mpoc_qmpo *q, const mpoc_quant_options *opt,
                                      mpoc_workspace *ws, mpoc_quant_report *rep)
 {
@@ -430,27 +657,37 @@ static mpoc_status quant_independent(mpoc_qmpo *q, const mpoc_quant_options *opt
     return MPOC_OK;
 }
 
-mpoc_status mpoc_quant_mpo(const mpoc_mpo *mpo, mpoc_mat_view w, const mpoc_quant_options *opt,
-                           mpoc_workspace *ws, mpoc_qmpo *out, mpoc_quant_report *rep)
+/* dst: src's shape, ranks, gauge and discarded weights with cores allocated
+ * but not copied — the feedback sweep writes every core — and no spectra
+ * (quantization makes them stale). */
+static mpoc_status mpo_shell(mpoc_mpo *dst, const mpoc_mpo *src)
 {
-    memset(out, 0, sizeof *out);
-    mpoc_quant_report local;
-    if (!rep)
-        rep = &local;
-    memset(rep, 0, sizeof *rep);
-    rep->rel_error = NAN;
-    MPOC_TRY(check_target(mpo, w));
-    if ((unsigned)opt->core >= MPOC_QUANT_COUNT_ || (unsigned)opt->centre >= MPOC_QUANT_COUNT_)
-        MPOC_FAIL(MPOC_E_INVAL, "quantize: invalid core type");
-    mpoc_workspace *owned = NULL;
-    if (!ws) {
-        MPOC_TRY(mpoc_workspace_new(&owned));
-        ws = owned;
+    memset(dst, 0, sizeof *dst);
+    dst->shape = src->shape;
+    dst->centre = src->centre;
+    memcpy(dst->ranks, src->ranks, sizeof dst->ranks);
+    memcpy(dst->discarded_sq, src->discarded_sq, sizeof dst->discarded_sq);
+    for (size_t k = 0; k < src->shape.sites; k++) {
+        size_t n = mpoc_mpo_core_size(src, k);
+        dst->cores[k] = mpoc_alloc_array(n ? n : 1, sizeof(float));
+        if (!dst->cores[k]) {
+            mpoc_mpo_free(dst);
+            return MPOC_E_NOMEM;
+        }
     }
-    mpoc_status st = mpoc_mpo_copy(&out->mpo, mpo);
+    return MPOC_OK;
+}
+
+/* One core type: its copy of the MPO quantized (with feedback from sh, or
+ * independently), then what every result carries: no gauge, no stale
+ * spectra, its bytes and the measured error. */
+static mpoc_status quant_one(const mpoc_mpo *mpo, const fb_shared *sh, fb_scratch *f,
+                             mpoc_mat_view w, const mpoc_quant_options *opt, mpoc_workspace *ws,
+                             mpoc_qmpo *out, mpoc_quant_report *rep)
+{
+    mpoc_status st = opt->no_feedback ? mpoc_mpo_copy(&out->mpo, mpo) : mpo_shell(&out->mpo, sh->ref);
     if (st == MPOC_OK)
-        st = opt->no_feedback ? quant_independent(out, opt, ws, rep)
-                                      : quant_feedback(out, w, opt, ws, rep);
+        st = opt->no_feedback ? quant_independent(out, opt, ws, rep) : fb_run(sh, out, opt, f, ws, rep);
     if (st == MPOC_OK) {
         out->mpo.centre = MPOC_NO_CENTRE; /* quantization broke the gauge */
         for (size_t k = 0; k + 1 < out->mpo.shape.sites; k++) {
@@ -458,10 +695,82 @@ mpoc_status mpoc_quant_mpo(const mpoc_mpo *mpo, mpoc_mat_view w, const mpoc_quan
             out->mpo.spectra[k] = NULL;
         }
         rep->bytes = mpoc_qmpo_bytes(out);
-        st = mpoc_mpo_rel_error(&out->mpo, w, ws, &rep->rel_error);
+        if (opt->no_feedback) /* the feedback sweep measured it already */
+            st = mpoc_mpo_rel_error(&out->mpo, w, ws, &rep->rel_error);
     }
+    return st;
+}
+
+static mpoc_status check_options(const mpoc_quant_options *opts, size_t n)
+{
+    if (n == 0 || !opts)
+        MPOC_FAIL(MPOC_E_INVAL, "quantize: no core types given");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned)opts[i].core >= MPOC_QUANT_COUNT_ || (unsigned)opts[i].centre >= MPOC_QUANT_COUNT_)
+            MPOC_FAIL(MPOC_E_INVAL, "quantize: invalid core type");
+    return MPOC_OK;
+}
+
+/* Every type in turn; the shared part is built once when any uses feedback. */
+static mpoc_status quant_all(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quant_target *tg,
+                             const mpoc_quant_options *opts, size_t n, mpoc_workspace *ws,
+                             mpoc_qmpo *out, mpoc_quant_report *rep)
+{
+    bool feedback = false;
+    for (size_t i = 0; i < n; i++)
+        feedback |= !opts[i].no_feedback;
+    fb_shared sh;
+    fb_scratch f;
+    memset(&sh, 0, sizeof sh);
+    memset(&f, 0, sizeof f);
+    mpoc_status st = MPOC_OK;
+    if (feedback) {
+        st = fb_shared_build(mpo, w, tg, ws, &sh);
+        if (st == MPOC_OK)
+            st = fb_scratch_new(&sh, &f);
+    }
+    for (size_t i = 0; st == MPOC_OK && i < n; i++)
+        st = quant_one(mpo, &sh, &f, w, &opts[i], ws, &out[i], &rep[i]);
+    fb_scratch_free(&f);
+    fb_shared_free(&sh);
+    return st;
+}
+
+mpoc_status mpoc_quant_mpo_multi(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quant_target *target,
+                                 const mpoc_quant_options *opts, size_t n, mpoc_workspace *ws,
+                                 mpoc_qmpo *out, mpoc_quant_report *rep)
+{
+    mpoc_quant_report local;
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        if (rep) {
+            memset(&rep[i], 0, sizeof rep[i]);
+            rep[i].rel_error = NAN;
+        }
+    }
+    if (!rep && n > 1)
+        MPOC_FAIL(MPOC_E_INVAL, "quantize: several core types need reports");
+    MPOC_TRY(check_target(mpo, w));
+    MPOC_TRY(check_options(opts, n));
+    if (!rep) {
+        memset(&local, 0, sizeof local);
+        rep = &local;
+    }
+    mpoc_workspace *owned = NULL;
+    if (!ws) {
+        MPOC_TRY(mpoc_workspace_new(&owned));
+        ws = owned;
+    }
+    mpoc_status st = quant_all(mpo, w, target, opts, n, ws, out, rep);
     if (st != MPOC_OK)
-        mpoc_qmpo_free(out);
+        for (size_t i = 0; i < n; i++)
+            mpoc_qmpo_free(&out[i]);
     mpoc_workspace_free(owned);
     return st;
+}
+
+mpoc_status mpoc_quant_mpo(const mpoc_mpo *mpo, mpoc_mat_view w, const mpoc_quant_options *opt,
+                           mpoc_workspace *ws, mpoc_qmpo *out, mpoc_quant_report *rep)
+{
+    return mpoc_quant_mpo_multi(mpo, w, NULL, opt, 1, ws, out, rep);
 }

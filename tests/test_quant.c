@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linalg.h"
 #include "numtest.h"
 #include "testlog.h"
 
@@ -203,6 +204,198 @@ static void test_first_order_predictor(void **state)
     mpoc_mat_free(&w);
 }
 
+/* The adapter's SPD inverse against a direct check in double, its refusal of
+ * an indefinite matrix, and the float Gram against a double sum. */
+static void test_spd_inverse_and_gram(void **state)
+{
+    (void)state;
+    const size_t n = 37, m = 53;
+    mpoc_mat b = nt_gaussian(m, n, 21);
+    double *a = malloc(n * n * sizeof *a), *inv = malloc(n * n * sizeof *inv);
+    for (size_t i = 0; i < n; i++) /* A = BᵀB + 0.1 I: SPD, κ ~ 1e2 */
+        for (size_t j = 0; j < n; j++) {
+            double v = i == j ? 0.1 : 0.0;
+            for (size_t p = 0; p < m; p++)
+                v += (double)b.data[p * n + i] * b.data[p * n + j];
+            a[i * n + j] = inv[i * n + j] = v;
+        }
+    bool ok = false;
+    NT_ASSERT_OK(mpoc_la_spd_inverse(inv, n, &ok));
+    assert_true(ok);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double v = 0;
+            for (size_t p = 0; p < n; p++)
+                v += a[i * n + p] * inv[p * n + j];
+            worst = fmax(worst, fabs(v - (i == j ? 1.0 : 0.0)));
+            assert_true(inv[i * n + j] == inv[j * n + i]); /* both triangles written */
+        }
+    assert_true(worst < 1e-10);
+    double indef[4] = {1, 0, 0, -1};
+    NT_ASSERT_OK(mpoc_la_spd_inverse(indef, 2, &ok));
+    assert_false(ok);
+    float *g = malloc(n * n * sizeof *g);
+    NT_ASSERT_OK(mpoc_la_gram(m, n, b.data, n, g));
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            double v = a[i * n + j] - (i == j ? 0.1 : 0.0);
+            assert_true(fabs(g[i * n + j] - v) <= 1e-5 * (fabs(v) + 1.0));
+        }
+    free(a);
+    free(inv);
+    free(g);
+    mpoc_mat_free(&b);
+}
+
+/* The re-fits' QR (CholeskyQR2 with a float first pass on slim panels):
+ * orthonormal to float precision on a graded panel, and Q·R reproduces the
+ * input. */
+static double qr_orth_error(const float *q, size_t m, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j <= i; j++) {
+            double v = 0;
+            for (size_t p = 0; p < m; p++)
+                v += (double)q[p * n + i] * q[p * n + j];
+            worst = fmax(worst, fabs(v - (i == j ? 1.0 : 0.0)));
+        }
+    return worst;
+}
+
+static void test_slim_qr(void **state)
+{
+    (void)state;
+    const size_t m = 4096, n = 48;
+    mpoc_mat a = nt_gaussian(m, n, 31);
+    for (size_t i = 0; i < m; i++) /* columns graded over 1.5 decades */
+        for (size_t j = 0; j < n; j++)
+            a.data[i * n + j] *= (float)pow(0.93, (double)j);
+    float *q = malloc(m * n * sizeof *q), *r = malloc(n * n * sizeof *r);
+    memcpy(q, a.data, m * n * sizeof *q);
+    mpoc_workspace *ws;
+    NT_ASSERT_OK(mpoc_workspace_new(&ws));
+    NT_ASSERT_OK(mpoc_la_qr(q, m, n, n, r, ws));
+    assert_true(qr_orth_error(q, m, n) < 5e-7);
+    double d = 0, s = 0;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double v = 0;
+            for (size_t p = 0; p <= j; p++)
+                v += (double)q[i * n + p] * r[p * n + j];
+            d += (v - a.data[i * n + j]) * (v - a.data[i * n + j]);
+            s += (double)a.data[i * n + j] * a.data[i * n + j];
+        }
+    assert_true(sqrt(d / s) < 5e-7);
+    mpoc_workspace_free(ws);
+    free(q);
+    free(r);
+    mpoc_mat_free(&a);
+}
+
+/* A panel already orthonormal to ~1e-6: one float-Gram pass would leave
+ * QᵀQ − I at ~2.7e-7 here (measured); the pass in double that must follow
+ * brings it to ~1.1e-7. */
+static void test_slim_qr_nearly_orthonormal(void **state)
+{
+    (void)state;
+    const size_t m = 16384, n = 64;
+    mpoc_mat a = nt_gaussian(m, n, 33);
+    float *q = malloc(m * n * sizeof *q);
+    memcpy(q, a.data, m * n * sizeof *q);
+    mpoc_workspace *ws;
+    NT_ASSERT_OK(mpoc_workspace_new(&ws));
+    NT_ASSERT_OK(mpoc_la_qr(q, m, n, n, NULL, ws));
+    for (size_t i = 0; i < m * n; i++)
+        q[i] += 1e-7f / 128.0f * a.data[i]; /* a.data columns have norm ~128 */
+    double before = qr_orth_error(q, m, n);
+    NT_ASSERT_OK(mpoc_la_qr(q, m, n, n, NULL, ws));
+    double after = qr_orth_error(q, m, n);
+    printf("nearly orthonormal %zu x %zu: |QtQ - I| %.3g before, %.3g after\n", m, n, before, after);
+    assert_true(after < 2e-7);
+    mpoc_workspace_free(ws);
+    free(q);
+    mpoc_mat_free(&a);
+}
+
+/* mpoc_quant_mpo_multi gives, bit for bit, what one mpoc_quant_mpo call per
+ * setting gives (feedback and independent mixed; padded shapes; 2–4 sites),
+ * and its error (measured from the feedback sweep's own contraction) is
+ * mpoc_mpo_rel_error of the stored cores. */
+static void test_multi_equals_single(void **state)
+{
+    (void)state;
+    mpoc_mat w = nt_power(127, 211, 1.0, 17); /* primes: padded at every sites value */
+    mpoc_mat_view v = mpoc_mat_view_of(&w);
+    const mpoc_quant_options opts[] = {
+        {MPOC_QUANT_Q8_0, MPOC_QUANT_F16, false}, {MPOC_QUANT_Q4_0, MPOC_QUANT_F16, false},
+        {MPOC_QUANT_F16, MPOC_QUANT_Q8_0, false}, {MPOC_QUANT_Q4_0, MPOC_QUANT_F16, true},
+        {MPOC_QUANT_F32, MPOC_QUANT_F32, false}};
+    const size_t n = sizeof opts / sizeof opts[0];
+    bool padded = false;
+    for (size_t sites = 2; sites <= 4; sites++) {
+        mpoc_mpo_options o = mpoc_mpo_options_default();
+        o.sites = sites;
+        o.svd.trunc.max_rank = 12;
+        mpoc_mpo mpo;
+        NT_ASSERT_OK(mpoc_mpo_decompose(v, &o, &mpo, NULL));
+        padded |= mpo.shape.padded_rows != 127 || mpo.shape.padded_cols != 211;
+        if (sites == 4) { /* centred on core 0 (read in place) gives what centring inside gives */
+            mpoc_mpo c0;
+            mpoc_qmpo a, b;
+            mpoc_quant_report ra, rb;
+            NT_ASSERT_OK(mpoc_mpo_copy(&c0, &mpo));
+            NT_ASSERT_OK(mpoc_mpo_canonicalize(&c0, 0, NULL));
+            NT_ASSERT_OK(mpoc_quant_mpo(&mpo, v, &opts[1], NULL, &a, &ra));
+            NT_ASSERT_OK(mpoc_quant_mpo(&c0, v, &opts[1], NULL, &b, &rb));
+            assert_true(ra.rel_error == rb.rel_error);
+            for (size_t k = 0; k < sites; k++)
+                assert_memory_equal(a.data[k], b.data[k], a.nbytes[k]);
+            mpoc_qmpo_free(&a);
+            mpoc_qmpo_free(&b);
+            mpoc_mpo_free(&mpo);
+            mpo = c0;
+        }
+        mpoc_qmpo multi[5], one;
+        mpoc_quant_report rm[5], r1;
+        mpoc_quant_target *tg = NULL; /* W prepared once: the sweep's way */
+        if (sites != 3)
+            NT_ASSERT_OK(mpoc_quant_target_new(v, &mpo.shape, &tg));
+        NT_ASSERT_OK(mpoc_quant_mpo_multi(&mpo, v, tg, opts, n, NULL, multi, rm));
+        for (size_t i = 0; i < n; i++) {
+            NT_ASSERT_OK(mpoc_quant_mpo(&mpo, v, &opts[i], NULL, &one, &r1));
+            assert_true(rm[i].rel_error == r1.rel_error);
+            assert_int_equal(rm[i].bytes, r1.bytes);
+            for (size_t k = 0; k < sites; k++) {
+                assert_int_equal(multi[i].nbytes[k], one.nbytes[k]);
+                assert_memory_equal(multi[i].data[k], one.data[k], one.nbytes[k]);
+                assert_true(rm[i].core_rel_error[k] == r1.core_rel_error[k]);
+            }
+            double check;
+            NT_ASSERT_OK(mpoc_mpo_rel_error(&multi[i].mpo, v, NULL, &check));
+            if (fabs(check - rm[i].rel_error) > 1e-6 * check)
+                fail_msg("%zu sites, setting %zu: reported %.9g, measured %.9g", sites, i,
+                         rm[i].rel_error, check);
+            mpoc_qmpo_free(&one);
+            mpoc_qmpo_free(&multi[i]);
+        }
+        tl_reset();
+        assert_int_equal(mpoc_quant_mpo_multi(&mpo, v, tg, opts, 2, NULL, multi, NULL), MPOC_E_INVAL);
+        if (tg) { /* a target prepared for another shape is refused */
+            mpoc_shape other;
+            NT_ASSERT_OK(mpoc_shape_choose(127, 211, sites == 2 ? 3 : 2, MPOC_PAD_AUTO, &other));
+            mpoc_quant_target_free(tg);
+            NT_ASSERT_OK(mpoc_quant_target_new(v, &other, &tg));
+            assert_int_equal(mpoc_quant_mpo_multi(&mpo, v, tg, opts, 1, NULL, multi, rm), MPOC_E_SHAPE);
+            mpoc_quant_target_free(tg);
+        }
+        mpoc_mpo_free(&mpo);
+    }
+    assert_true(padded); /* the cropped error was exercised */
+    mpoc_mat_free(&w);
+}
+
 int main(void)
 {
     tl_install();
@@ -213,6 +406,10 @@ int main(void)
         cmocka_unit_test(test_feedback_beats_independent),
         cmocka_unit_test(test_exact_storage_keeps_truncation),
         cmocka_unit_test(test_first_order_predictor),
+        cmocka_unit_test(test_spd_inverse_and_gram),
+        cmocka_unit_test(test_slim_qr),
+        cmocka_unit_test(test_slim_qr_nearly_orthonormal),
+        cmocka_unit_test(test_multi_equals_single),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }
