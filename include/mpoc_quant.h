@@ -134,7 +134,11 @@ void mpoc_quant_target_free(mpoc_quant_target *t);
  * canonical form, the permuted target, its contractions with the
  * right-orthonormal cores and the re-fit of core 0 — is done once. `target`
  * (may be NULL: built here) is this w prepared for mpo's shape
- * (MPOC_E_SHAPE for another shape). Memory: the
+ * (MPOC_E_SHAPE for another shape); with a target and feedback for every
+ * setting, W itself is not read again: w.data may then be NULL (its rows
+ * and cols must still match), so a caller can free W once the target is
+ * built. An MPO already centred on core 0 is read in place; any other is
+ * canonicalized in a copy first. Memory: the
  * shared part (about |W| floats per site beyond the first two) stays alive
  * until the last setting is done. On failure every out[i] is freed. */
 mpoc_status mpoc_quant_mpo_multi(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quant_target *target,

@@ -189,6 +189,30 @@ static mpoc_status permute_into(mpoc_mat_view w, const mpoc_shape *s, float *p,
     return MPOC_OK;
 }
 
+mpoc_status mpoc_mpo_real_mask(const mpoc_shape *s, uint8_t **out)
+{
+    *out = NULL;
+    size_t total;
+    if (!mpoc_mul_size(s->padded_rows, s->padded_cols, &total))
+        return MPOC_E_OVERFLOW;
+    uint8_t *mask = calloc(total ? total : 1, 1);
+    mpoc_workspace *ws = NULL;
+    mpoc_status st = mask ? mpoc_workspace_new(&ws) : MPOC_E_NOMEM;
+    site_index ix;
+    if (st == MPOC_OK)
+        st = site_offsets(s, s->row_dims, ws, &ix); /* the map permute_into uses */
+    for (size_t i = 0; st == MPOC_OK && i < s->rows; i++)
+        for (size_t j = 0; j < s->cols; j++)
+            mask[ix.ro[i] + ix.co[j]] = 1;
+    mpoc_workspace_free(ws);
+    if (st != MPOC_OK) {
+        free(mask);
+        return st;
+    }
+    *out = mask;
+    return MPOC_OK;
+}
+
 mpoc_status mpoc_mpo_permuted_copy(mpoc_mat_view w, const mpoc_shape *s, float **out)
 {
     *out = NULL;

@@ -2,12 +2,19 @@
 #ifndef MPOC_MPO_INTERNAL_H
 #define MPOC_MPO_INTERNAL_H
 
+#include <stdint.h>
+
 #include "mpoc_mpo.h"
 
 /* A new buffer holding W permuted to site order [m_1, n_1, …, m_d, n_d] of
  * the shape s, zero where s pads (free()). The TT-SVD sweep and the error
  * feedback of quant.c both start from it. */
 mpoc_status mpoc_mpo_permuted_copy(mpoc_mat_view w, const mpoc_shape *s, float **out);
+
+/* A new byte mask over that permuted layout: 1 where it holds an entry of
+ * W, 0 on padding (free()). Costs the mask and two offset arrays, not a
+ * float copy. */
+mpoc_status mpoc_mpo_real_mask(const mpoc_shape *s, uint8_t **out);
 
 /* Test hooks of the slab-by-slab contraction behind mpoc_mpo_to_dense and
  * mpoc_mpo_rel_error (mpo.c): the largest slab buffer in floats (0: the

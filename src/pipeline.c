@@ -522,6 +522,27 @@ static mpoc_status scan_finite(const mpoc_tensor *t, const mpoc_mat *w, bool ski
               "tensors through unchanged)", t->name, c->note);
 }
 
+/* Quantize the decomposed MPO. With feedback the quantizer works on W
+ * permuted to site order (its target) and on the MPO centred on core 0;
+ * both are prepared here so that W and the MPO are not copied again: the
+ * MPO is canonicalized in place and W is freed once the target holds it
+ * (the quantizer then reads only its dimensions). The result is the same,
+ * bit for bit, as mpoc_quant_mpo on the untouched MPO and W. */
+static mpoc_status quantize(mpoc_mpo *mpo, mpoc_mat *w, const mpoc_quant_options *opt,
+                            mpoc_workspace *ws, mpoc_qmpo *q, mpoc_quant_report *qr)
+{
+    if (opt->no_feedback)
+        return mpoc_quant_mpo(mpo, mpoc_mat_view_of(w), opt, ws, q, qr);
+    mpoc_quant_target *tg;
+    MPOC_TRY(mpoc_mpo_canonicalize(mpo, 0, ws));
+    MPOC_TRY(mpoc_quant_target_new(mpoc_mat_view_of(w), &mpo->shape, &tg));
+    mpoc_mat_view dims = {w->rows, w->cols, w->cols, NULL};
+    mpoc_mat_free(w);
+    mpoc_status st = mpoc_quant_mpo_multi(mpo, dims, tg, opt, 1, ws, q, qr);
+    mpoc_quant_target_free(tg);
+    return st;
+}
+
 static mpoc_status compress_one(const mpoc_tensor *t, mpoc_format fmt,
                                 const mpoc_compress_options *o, mpoc_workspace *ws, ckpt *c)
 {
@@ -544,7 +565,7 @@ static mpoc_status compress_one(const mpoc_tensor *t, mpoc_format fmt,
     memset(&q, 0, sizeof q);
     st = mpoc_mpo_decompose_ex(mpoc_mat_view_of(&w), &o->mpo, ws, &mpo, &rep);
     if (st == MPOC_OK)
-        st = mpoc_quant_mpo(&mpo, mpoc_mat_view_of(&w), &o->quant, ws, &q, &qr);
+        st = quantize(&mpo, &w, &o->quant, ws, &q, &qr);
     /* encoding needs only the stored cores: W and the float cores go first */
     mpoc_mpo_free(&mpo);
     mpoc_mat_free(&w);

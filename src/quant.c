@@ -358,13 +358,20 @@ typedef struct fb_shared {
 
 static void fb_shared_free(fb_shared *sh)
 {
+    size_t d = sh->ref ? sh->ref->shape.sites : 0;
+    if (d >= 3)
+        free(sh->p[d - 2]); /* still held when right_targets failed half way */
     mpoc_mpo_free(&sh->own_ref);
     mpoc_quant_target_free(sh->own);
     memset(sh, 0, sizeof *sh);
 }
 
 /* P_k for k = d−2..0 from T, one gemm per core (the P_0 of this chain is
- * what the first re-fit needs; every intermediate is a later P_k). */
+ * what the first re-fit needs; every intermediate is a later P_k). With
+ * three sites or more, P_{d−2} (|T|·r_{d−1}/s_{d−1} floats, about |W| when
+ * the last bond is full) is only an input of P_{d−3} and is freed right
+ * after it: its re-fit takes the other association (fb_core), so the sweep
+ * never holds it next to L_{d−1}, which is as large. */
 static mpoc_status right_targets(fb_shared *sh)
 {
     const mpoc_mpo *m = sh->ref;
@@ -374,11 +381,16 @@ static mpoc_status right_targets(fb_shared *sh)
         rows /= site_size(&m->shape, k + 1);
         if (!mpoc_mul_size(rows, r, &n))
             return MPOC_E_OVERFLOW;
-        sh->p[k] = target_buf(sh->tg, TB_P + (int)k, n);
+        bool transient = d >= 3 && k == d - 2;
+        sh->p[k] = transient ? mpoc_alloc_array(n, sizeof(float)) : target_buf(sh->tg, TB_P + (int)k, n);
         if (!sh->p[k])
             return MPOC_E_NOMEM;
         MPOC_TRY(mpoc_la_gemm(false, true, rows, r, cols, 1.0f, sh->p[k + 1], cols, m->cores[k + 1],
                               cols, 0.0f, sh->p[k], r));
+        if (d >= 3 && k == d - 3) {
+            free(sh->p[d - 2]);
+            sh->p[d - 2] = NULL;
+        }
     }
     return MPOC_OK;
 }
@@ -407,9 +419,9 @@ static mpoc_status scratch_sizes(fb_shared *sh)
     return MPOC_OK;
 }
 
-/* Where T holds entries of W (W of ones, permuted by the MPO module itself)
- * and ‖W‖², so errors measured on T are cropped like mpoc_mpo_rel_error's. */
-static mpoc_status real_entries(mpoc_mat_view w, mpoc_quant_target *tg)
+/* Where T holds entries of W (the MPO module's own index map) and ‖W‖², so
+ * errors measured on T are cropped like mpoc_mpo_rel_error's. */
+static mpoc_status real_entries(mpoc_quant_target *tg)
 {
     const mpoc_shape *s = &tg->shape;
     size_t n = s->padded_rows * s->padded_cols;
@@ -419,20 +431,7 @@ static mpoc_status real_entries(mpoc_mat_view w, mpoc_quant_target *tg)
     tg->norm_sq = sum;
     if (s->padded_rows == s->rows && s->padded_cols == s->cols)
         return MPOC_OK;
-    mpoc_mat ones;
-    MPOC_TRY(mpoc_mat_alloc(&ones, w.rows, w.cols));
-    for (size_t i = 0; i < w.rows * w.cols; i++)
-        ones.data[i] = 1.0f;
-    float *perm;
-    mpoc_status st = mpoc_mpo_permuted_copy(mpoc_mat_view_of(&ones), s, &perm);
-    mpoc_mat_free(&ones);
-    if (st != MPOC_OK)
-        return st;
-    tg->real = malloc(n);
-    for (size_t i = 0; tg->real && i < n; i++)
-        tg->real[i] = perm[i] != 0.0f;
-    free(perm);
-    return tg->real ? MPOC_OK : MPOC_E_NOMEM;
+    return mpoc_mpo_real_mask(s, &tg->real);
 }
 
 void mpoc_quant_target_free(mpoc_quant_target *t)
@@ -459,7 +458,7 @@ mpoc_status mpoc_quant_target_new(mpoc_mat_view w, const mpoc_shape *shape, mpoc
     t->shape = *shape;
     mpoc_status st = mpoc_mpo_permuted_copy(w, shape, &t->t);
     if (st == MPOC_OK)
-        st = real_entries(w, t);
+        st = real_entries(t);
     if (st != MPOC_OK) {
         mpoc_quant_target_free(t);
         return st;
@@ -509,11 +508,15 @@ static mpoc_status fb_shared_build(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_qu
     return MPOC_OK;
 }
 
+/* Floats of Ŵ formed at a time for the error (4 MiB): enough rows for an
+ * efficient gemm, and no |W|-sized buffer next to T and the P_k. */
+#define FB_ERROR_BLOCK ((size_t)1 << 20)
+
 /* One type's scratch, sized from fb_shared and reused by every type; all
  * but the two r × r matrices are the target's buffers. */
 typedef struct fb_scratch {
     float *l[2], *z, *t, *m, *inv;
-    float *dense; /* the stored MPO contracted (padded, permuted), for its error */
+    float *dense; /* a block of rows of the stored MPO contracted, for its error */
 } fb_scratch;
 
 static void fb_scratch_free(fb_scratch *f)
@@ -533,7 +536,8 @@ static mpoc_status fb_scratch_new(const fb_shared *sh, fb_scratch *f)
     f->l[1] = target_buf(sh->tg, TB_L1, sh->l_max);
     f->z = target_buf(sh->tg, TB_Z, sh->z_max);
     f->t = target_buf(sh->tg, TB_T, sh->t_max);
-    f->dense = target_buf(sh->tg, TB_DENSE, s->padded_rows * s->padded_cols);
+    size_t last = site_size(s, s->sites - 1), block = FB_ERROR_BLOCK > last ? FB_ERROR_BLOCK : last;
+    f->dense = target_buf(sh->tg, TB_DENSE, block);
     f->m = mpoc_alloc_array(sh->r_max, sh->r_max * sizeof(float));
     f->inv = mpoc_alloc_array(sh->r_max, sh->r_max * sizeof(float));
     if (f->dense && (f->l[0] || s->sites <= 3) && f->l[1] && f->z && f->t && f->m && f->inv)
@@ -555,6 +559,30 @@ static mpoc_status refit_product(const float *inv, size_t r, const float *l, siz
     return mpoc_la_gemm(false, false, r, c, r, 1.0f, inv, r, t, c, 0.0f, z, c);
 }
 
+/* z = M⁻¹·Lᵀ·P_{d−2} without P_{d−2} = T·G_{d−1}ᵀ: (Lᵀ·T)·G_{d−1}ᵀ, Lᵀ·T
+ * being r × s_{d−2}s_{d−1} (small: the row count n is gone). */
+static mpoc_status refit_before_last(const fb_shared *sh, const float *inv, size_t r,
+                                     const float *l, size_t n, size_t s, size_t r2, float *z)
+{
+    const mpoc_mpo *ref = sh->ref;
+    size_t d = ref->shape.sites, sl = site_size(&ref->shape, d - 1), rs = r * s, ys, xs;
+    if (!mpoc_mul_size(rs, sl, &ys) || !mpoc_mul_size(rs, r2, &xs))
+        return MPOC_E_OVERFLOW;
+    float *y = mpoc_alloc_array(ys, sizeof(float)), *x = mpoc_alloc_array(xs, sizeof(float));
+    mpoc_status st = y && x ? MPOC_OK : MPOC_E_NOMEM;
+    if (st == MPOC_OK) /* Y = Lᵀ·T: (n × r)ᵀ (n × s·s_{d−1}) */
+        st = mpoc_la_gemm(true, false, r, s * sl, n, 1.0f, l, r, sh->p[d - 1], s * sl, 0.0f, y,
+                          s * sl);
+    if (st == MPOC_OK) /* X = Y·G_{d−1}ᵀ as (r s) × s_{d−1} times s_{d−1} × r_{d−1} */
+        st = mpoc_la_gemm(false, true, rs, r2, sl, 1.0f, y, sl, ref->cores[d - 1], sl, 0.0f, x,
+                          r2);
+    if (st == MPOC_OK) /* z = M⁻¹·X as r × (s r_{d−1}) */
+        st = mpoc_la_gemm(false, false, r, s * r2, r, 1.0f, inv, r, x, s * r2, 0.0f, z, s * r2);
+    free(y);
+    free(x);
+    return st;
+}
+
 /* Re-fit core k ≥ 1 of q against P_k with the stored cores on its left
  * (L = l, n × r_k, Gram f->m), keep its orthonormal factor when k < d−1 and
  * the core is tall (the R is absorbed by the next re-fit; Q has the
@@ -565,28 +593,19 @@ static mpoc_status fb_core(const fb_shared *sh, mpoc_qmpo *q, size_t k, const fl
     mpoc_mpo *m = &q->mpo;
     size_t d = m->shape.sites, r = m->ranks[k], r2 = m->ranks[k + 1], s = site_size(&m->shape, k);
     MPOC_TRY(gram_inverse(f->m, r, f->inv));
-    MPOC_TRY(refit_product(f->inv, r, l, n, sh->p[k], s * r2, f->t, f->z));
+    if (sh->p[k])
+        MPOC_TRY(refit_product(f->inv, r, l, n, sh->p[k], s * r2, f->t, f->z));
+    else /* k = d−2, whose P_k was freed */
+        MPOC_TRY(refit_before_last(sh, f->inv, r, l, n, s, r2, f->z));
     if (k + 1 < d && r * s >= r2)
         MPOC_TRY(mpoc_la_qr(f->z, r * s, r2, r2, NULL, ws));
     memcpy(m->cores[k], f->z, r * s * r2 * sizeof(float));
     return store_core(q, k, t, m->cores[k], r * s * r2, eta);
 }
 
-/* ‖W − Ŵ‖/‖W‖ with Ŵ = L_{d−1}·G_{d−1} (l: n × r, the last core r × s),
- * over W's entries only: the contraction mpoc_mpo_rel_error would redo from
- * core 0, finished from the left environment the sweep already holds. */
-static mpoc_status fb_error(const fb_shared *sh, const mpoc_mpo *m, const float *l, size_t n,
-                            float *dense, double *rel_error)
+/* Σ (t − ŵ)² over the entries real marks (all when real is NULL), double. */
+static double sum_sq_diff(const float *t, const float *what, const uint8_t *real, size_t len)
 {
-    size_t d = m->shape.sites, r = m->ranks[d - 1], s = site_size(&m->shape, d - 1);
-    size_t len = d > 1 ? n * s : s; /* one site: Ŵ is core 0 itself */
-    const float *what = m->cores[0];
-    if (d > 1) {
-        MPOC_TRY(mpoc_la_gemm(false, false, n, s, r, 1.0f, l, r, m->cores[d - 1], s, 0.0f, dense, s));
-        what = dense;
-    }
-    const float *t = sh->p[d - 1];
-    const uint8_t *real = sh->tg->real;
     double diff = 0.0;
     if (real) {
 #pragma omp simd reduction(+ : diff)
@@ -599,6 +618,32 @@ static mpoc_status fb_error(const fb_shared *sh, const mpoc_mpo *m, const float 
         for (size_t i = 0; i < len; i++) {
             double e = (double)t[i] - (double)what[i];
             diff += e * e;
+        }
+    }
+    return diff;
+}
+
+/* ‖W − Ŵ‖/‖W‖ with Ŵ = L_{d−1}·G_{d−1} (l: n × r, the last core r × s),
+ * over W's entries only: the contraction mpoc_mpo_rel_error would redo from
+ * core 0, finished from the left environment the sweep already holds. Ŵ is
+ * formed a block of rows at a time (`dense` holds FB_ERROR_BLOCK floats):
+ * the same products as one gemm, without a second |W| buffer. */
+static mpoc_status fb_error(const fb_shared *sh, const mpoc_mpo *m, const float *l, size_t n,
+                            float *dense, double *rel_error)
+{
+    size_t d = m->shape.sites, r = m->ranks[d - 1], s = site_size(&m->shape, d - 1);
+    const float *t = sh->p[d - 1];
+    const uint8_t *real = sh->tg->real;
+    double diff = 0.0;
+    if (d == 1) { /* one site: Ŵ is core 0 itself */
+        diff = sum_sq_diff(t, m->cores[0], real, s);
+    } else {
+        size_t rows = FB_ERROR_BLOCK / s ? FB_ERROR_BLOCK / s : 1;
+        for (size_t i = 0; i < n; i += rows) {
+            size_t b = n - i < rows ? n - i : rows;
+            MPOC_TRY(mpoc_la_gemm(false, false, b, s, r, 1.0f, l + i * r, r, m->cores[d - 1], s,
+                                  0.0f, dense, s));
+            diff += sum_sq_diff(t + i * s, dense, real ? real + i * s : NULL, b * s);
         }
     }
     double norm = sh->tg->norm_sq;
@@ -632,11 +677,13 @@ static mpoc_status fb_run(const fb_shared *sh, mpoc_qmpo *q, const mpoc_quant_op
     return fb_error(sh, m, l, n, f->dense, &rep->rel_error);
 }
 
-static mpoc_status check_target(const mpoc_mpo *mpo, mpoc_mat_view w)
+/* W must be given unless a prepared target stands in for it (then only its
+ * dimensions are read). */
+static mpoc_status check_target(const mpoc_mpo *mpo, mpoc_mat_view w, bool prepared)
 {
     if (!mpo || mpo->shape.sites == 0 || mpo->shape.sites > MPOC_MAX_SITES)
         MPOC_FAIL(MPOC_E_INVAL, "quantize: invalid MPO");
-    if (w.rows != mpo->shape.rows || w.cols != mpo->shape.cols || !w.data)
+    if (w.rows != mpo->shape.rows || w.cols != mpo->shape.cols || (!w.data && !prepared))
         MPOC_FAIL(MPOC_E_SHAPE, "quantize: target is %zu x %zu but the MPO is %zu x %zu", w.rows,
                   w.cols, mpo->shape.rows, mpo->shape.cols);
     for (size_t k = 0; k < mpo->shape.sites; k++)
@@ -750,8 +797,11 @@ mpoc_status mpoc_quant_mpo_multi(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quan
     }
     if (!rep && n > 1)
         MPOC_FAIL(MPOC_E_INVAL, "quantize: several core types need reports");
-    MPOC_TRY(check_target(mpo, w));
     MPOC_TRY(check_options(opts, n));
+    bool all_feedback = true;
+    for (size_t i = 0; i < n; i++)
+        all_feedback &= !opts[i].no_feedback;
+    MPOC_TRY(check_target(mpo, w, target && all_feedback));
     if (!rep) {
         memset(&local, 0, sizeof local);
         rep = &local;
