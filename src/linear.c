@@ -204,10 +204,11 @@ static size_t block_rows(const mpoc_linear *l)
     return r < l->rows ? r : l->rows;
 }
 
-/* Y[:, i..i+R) = X · W[i..i+R, :]ᵀ, W's rows dequantized block by block.
- * (Spreading the blocks over OpenMP threads with hand-written dot products
- * for decoding was tried and lost to this on 2 cores: BLAS threads and
- * OpenMP threads compete.) */
+/* Y[:, i..i+R) = X · W[i..i+R, :]ᵀ, W's rows dequantized block by block
+ * (batches; one row goes to apply_stored_row). Converting each block with
+ * OpenMP threads before the gemm was tried and lost badly here: OpenMP
+ * threads waiting between regions and the BLAS threads compete for the
+ * 2 cores. */
 static mpoc_status apply_stored(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_view y)
 {
     size_t br = block_rows(l), n;
@@ -228,6 +229,44 @@ static mpoc_status apply_stored(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_
     return st;
 }
 
+/* Rows per chunk of the decoding path (converted into a thread's buffer). */
+#define DOT_ROWS 32
+
+/* One input row (decoding): bound by reading W, so each OpenMP thread
+ * converts its own chunks of rows and takes the dot products itself, no
+ * BLAS call in between. Each output is one thread's fixed-order sum: the
+ * result does not depend on the thread count. */
+static mpoc_status apply_stored_row(const mpoc_linear *l, const float *x, float *y)
+{
+    size_t chunks = (l->rows + DOT_ROWS - 1) / DOT_ROWS, n;
+    if (!mpoc_mul_size(DOT_ROWS, l->cols, &n))
+        return MPOC_E_OVERFLOW;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *w = mpoc_alloc_array(n, sizeof(float));
+#pragma omp for schedule(static)
+        for (size_t c = 0; c < chunks; c++) {
+            size_t i = c * DOT_ROWS, r = l->rows - i < DOT_ROWS ? l->rows - i : DOT_ROWS;
+            if (!w || mpoc_dtype_to_f32(l->dtype, l->raw + i * l->row_bytes, r * l->cols, w)) {
+#pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            for (size_t k = 0; k < r; k++) {
+                const float *wk = w + k * l->cols;
+                float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+                for (size_t j = 0; j < l->cols; j++)
+                    acc += wk[j] * x[j];
+                y[i + k] = acc;
+            }
+        }
+        free(w);
+    }
+    return failed ? MPOC_E_NOMEM : MPOC_OK;
+}
+
 mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_view y,
                               mpoc_workspace *ws)
 {
@@ -237,6 +276,8 @@ mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_vi
                   l->cols, x.rows, x.cols, y.rows, y.cols);
     if (l->kind == MPOC_LINEAR_MPO)
         return mpoc_mpo_plan_apply(plan_for(l, x.rows), x, y, ws);
+    if (l->raw && x.rows == 1)
+        return apply_stored_row(l, x.data, y.data);
     if (l->raw)
         return apply_stored(l, x, y);
     return mpoc_la_gemm(false, true, x.rows, l->rows, l->cols, 1.0f, x.data, x.ld,
