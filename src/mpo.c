@@ -67,13 +67,18 @@ static float *dup_floats(const float *src, size_t n)
     return p;
 }
 
-mpoc_status mpoc_mpo_copy(mpoc_mpo *dst, const mpoc_mpo *src)
+void mpoc_mpo_frame(mpoc_mpo *dst, const mpoc_mpo *src)
 {
     memset(dst, 0, sizeof *dst);
     dst->shape = src->shape;
     dst->centre = src->centre;
     memcpy(dst->ranks, src->ranks, sizeof dst->ranks);
     memcpy(dst->discarded_sq, src->discarded_sq, sizeof dst->discarded_sq);
+}
+
+mpoc_status mpoc_mpo_copy(mpoc_mpo *dst, const mpoc_mpo *src)
+{
+    mpoc_mpo_frame(dst, src);
     for (size_t k = 0; k < src->shape.sites; k++) {
         dst->cores[k] = dup_floats(src->cores[k], mpoc_mpo_core_size(src, k));
         bool spec_ok = !src->spectra[k] || (dst->spectra[k] = dup_floats(src->spectra[k], src->ranks[k + 1]));

@@ -11,6 +11,10 @@
  * feedback of quant.c both start from it. */
 mpoc_status mpoc_mpo_permuted_copy(mpoc_mat_view w, const mpoc_shape *s, float **out);
 
+/* dst = src's shape, gauge, ranks and discarded weights; no cores, no
+ * spectra (dst is overwritten, not freed). */
+void mpoc_mpo_frame(mpoc_mpo *dst, const mpoc_mpo *src);
+
 /* A new byte mask over that permuted layout: 1 where it holds an entry of
  * W, 0 on padding (free()). Costs the mask and two offset arrays, not a
  * float copy. */

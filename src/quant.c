@@ -709,11 +709,7 @@ static mpoc_status quant_independent(mpoc_qmpo *q, const mpoc_quant_options *opt
  * (quantization makes them stale). */
 static mpoc_status mpo_shell(mpoc_mpo *dst, const mpoc_mpo *src)
 {
-    memset(dst, 0, sizeof *dst);
-    dst->shape = src->shape;
-    dst->centre = src->centre;
-    memcpy(dst->ranks, src->ranks, sizeof dst->ranks);
-    memcpy(dst->discarded_sq, src->discarded_sq, sizeof dst->discarded_sq);
+    mpoc_mpo_frame(dst, src);
     for (size_t k = 0; k < src->shape.sites; k++) {
         size_t n = mpoc_mpo_core_size(src, k);
         dst->cores[k] = mpoc_alloc_array(n ? n : 1, sizeof(float));

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "linalg.h"
+#include "mpo_internal.h"
 #include "util.h"
 
 static const char *const method_names[MPOC_SWEEP_METHOD_COUNT_] = {"mpo", "svd", "q8_0", "q4_0"};
@@ -383,11 +384,7 @@ static void schmidt_free(schmidt_parent *sp)
  * no cores or spectra yet. */
 static void mpo_frame(const mpoc_mpo *src, size_t r1, mpoc_mpo *out)
 {
-    memset(out, 0, sizeof *out);
-    out->shape = src->shape;
-    out->centre = src->centre;
-    memcpy(out->ranks, src->ranks, sizeof out->ranks);
-    memcpy(out->discarded_sq, src->discarded_sq, sizeof out->discarded_sq);
+    mpoc_mpo_frame(out, src);
     out->ranks[1] = r1;
 }
 
