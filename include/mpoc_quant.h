@@ -121,7 +121,7 @@ mpoc_status mpoc_quant_mpo(const mpoc_mpo *mpo, mpoc_mat_view w, const mpoc_quan
  * scratch of their quantization between calls (fresh memory costs page
  * faults; quantize the largest MPO first): one call at a time per target.
  * Holds about |W| floats plus |W| bytes when the shape pads, then the
- * scratch (up to about 3·|W| floats); free with mpoc_quant_target_free. */
+ * scratch (up to about 2·|W| floats); free with mpoc_quant_target_free. */
 typedef struct mpoc_quant_target mpoc_quant_target;
 
 mpoc_status mpoc_quant_target_new(mpoc_mat_view w, const mpoc_shape *shape, mpoc_quant_target **out);
@@ -138,9 +138,9 @@ void mpoc_quant_target_free(mpoc_quant_target *t);
  * setting, W itself is not read again: w.data may then be NULL (its rows
  * and cols must still match), so a caller can free W once the target is
  * built. An MPO already centred on core 0 is read in place; any other is
- * canonicalized in a copy first. Memory: the
- * shared part (about |W| floats per site beyond the first two) stays alive
- * until the last setting is done. On failure every out[i] is freed. */
+ * canonicalized in a copy first. Memory: the shared right contractions
+ * (the largest is freed once the next is formed) stay alive until the last
+ * setting is done. On failure every out[i] is freed. */
 mpoc_status mpoc_quant_mpo_multi(const mpoc_mpo *mpo, mpoc_mat_view w, mpoc_quant_target *target,
                                  const mpoc_quant_options *opts, size_t n, mpoc_workspace *ws,
                                  mpoc_qmpo *out, mpoc_quant_report *rep);
