@@ -45,7 +45,9 @@ static size_t stored_row_bytes(const mpoc_tensor *t)
 {
     const mpoc_dtype_traits *tr = mpoc_dtype_info(t->dtype);
     uint64_t row, total;
+    /* whole blocks per row first: mpoc_dtype_nbytes would log the refusal */
     if (t->dtype == MPOC_DTYPE_F32 || !tr || !tr->can_read || t->shape[1] == 0 ||
+        tr->block_elems == 0 || t->shape[1] % tr->block_elems != 0 || tr->block_bits % 8 != 0 ||
         mpoc_dtype_nbytes(t->dtype, t->shape[1], &row) != MPOC_OK || row == 0 ||
         !mpoc_mul_u64(row, t->shape[0], &total) || total != t->nbytes || total > SIZE_MAX)
         return 0;
@@ -141,8 +143,8 @@ mpoc_status mpoc_linear_new_mpo(mpoc_mpo *mpo, mpoc_linear **out)
     if (!l)
         return MPOC_E_NOMEM;
     mpoc_status st = mpoc_mpo_plan_new(mpo, false, MPOC_MPO_ORDER_AUTO, &l->plan);
-    if (st == MPOC_OK)
-        st = batch_plan_new(mpo, &l->batch_plan);
+    if (st == MPOC_OK && batch_plan_new(mpo, &l->batch_plan) != MPOC_OK)
+        l->batch_plan = NULL; /* an optimization only: batches use the plan itself */
     if (st != MPOC_OK) {
         mpoc_mpo_plan_free(l->plan);
         free(l);
@@ -232,6 +234,24 @@ static mpoc_status apply_stored(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_
 /* Rows per chunk of the decoding path (converted into a thread's buffer). */
 #define DOT_ROWS 32
 
+/* Σ a_j·b_j: float partial sums over runs of DOT_RUN (vectorized, short
+ * enough to stay accurate) added in double, so a long row (11008 or 14336
+ * for MLP layers) is not one long serial float sum per SIMD lane. */
+#define DOT_RUN 64
+static float dot(const float *a, const float *b, size_t n)
+{
+    double acc = 0.0;
+    for (size_t j0 = 0; j0 < n; j0 += DOT_RUN) {
+        size_t je = n - j0 < DOT_RUN ? n : j0 + DOT_RUN;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (size_t j = j0; j < je; j++)
+            part += a[j] * b[j];
+        acc += (double)part;
+    }
+    return (float)acc;
+}
+
 /* One input row (decoding): bound by reading W, so each OpenMP thread
  * converts its own chunks of rows and takes the dot products itself, no
  * BLAS call in between. Each output is one thread's fixed-order sum: the
@@ -241,30 +261,29 @@ static mpoc_status apply_stored_row(const mpoc_linear *l, const float *x, float 
     size_t chunks = (l->rows + DOT_ROWS - 1) / DOT_ROWS, n;
     if (!mpoc_mul_size(DOT_ROWS, l->cols, &n))
         return MPOC_E_OVERFLOW;
-    int failed = 0;
+    mpoc_status status = MPOC_OK;
 #pragma omp parallel
     {
         float *w = mpoc_alloc_array(n, sizeof(float));
 #pragma omp for schedule(static)
         for (size_t c = 0; c < chunks; c++) {
             size_t i = c * DOT_ROWS, r = l->rows - i < DOT_ROWS ? l->rows - i : DOT_ROWS;
-            if (!w || mpoc_dtype_to_f32(l->dtype, l->raw + i * l->row_bytes, r * l->cols, w)) {
-#pragma omp atomic write
-                failed = 1;
+            /* the stored dtype converts whole rows (checked when built), so
+             * only the allocation can fail; nothing here logs from a thread */
+            mpoc_status st = w ? mpoc_dtype_to_f32(l->dtype, l->raw + i * l->row_bytes,
+                                                   r * l->cols, w)
+                               : MPOC_E_NOMEM;
+            if (st != MPOC_OK) {
+#pragma omp critical(mpoc_linear_status)
+                status = status == MPOC_OK ? st : status;
                 continue;
             }
-            for (size_t k = 0; k < r; k++) {
-                const float *wk = w + k * l->cols;
-                float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-                for (size_t j = 0; j < l->cols; j++)
-                    acc += wk[j] * x[j];
-                y[i + k] = acc;
-            }
+            for (size_t k = 0; k < r; k++)
+                y[i + k] = dot(w + k * l->cols, x, l->cols);
         }
         free(w);
     }
-    return failed ? MPOC_E_NOMEM : MPOC_OK;
+    return status;
 }
 
 mpoc_status mpoc_linear_apply(const mpoc_linear *l, mpoc_mat_view x, mpoc_mat_view y,

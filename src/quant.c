@@ -611,7 +611,7 @@ static double sum_sq_diff(const float *t, const float *what, const uint8_t *real
 #pragma omp simd reduction(+ : diff)
         for (size_t i = 0; i < len; i++) {
             double e = (double)t[i] - (double)what[i];
-            diff += (double)real[i] * e * e;
+            diff += real[i] ? e * e : 0.0; /* padding never counts, even if not finite */
         }
     } else {
 #pragma omp simd reduction(+ : diff)
