@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "json.h"
 #include "mpoc_container.h"
 #include "mpoc.h"
+#include "parallel.h"
 #include "util.h"
 #include "workspace.h"
 
@@ -633,9 +633,7 @@ typedef struct run {
     uint64_t bytes_done, bytes_total;
     size_t new_ckpts;
     size_t resumed;
-    int stop;
-    mpoc_status err;
-    size_t err_index;
+    mpoc_par_state par;
 } run;
 
 static void progress(run *r, const mpoc_tensor_record *rec)
@@ -651,21 +649,10 @@ static void progress(run *r, const mpoc_tensor_record *rec)
     }
 }
 
-static void fail_at(run *r, size_t idx, mpoc_status st)
+static mpoc_status compute_one(void *user, size_t i, mpoc_workspace *ws)
 {
-#pragma omp critical(mpoc_pipeline_err)
-    {
-        if (r->err == MPOC_OK || idx < r->err_index) {
-            r->err = st;
-            r->err_index = idx;
-        }
-#pragma omp atomic write
-        r->stop = 1;
-    }
-}
-
-static void compute_one(run *r, size_t idx, mpoc_workspace *ws)
-{
+    run *r = user;
+    size_t idx = r->sel[i];
     const mpoc_tensor *t = mpoc_model_tensor(r->m, idx);
     ckpt c;
     memset(&c, 0, sizeof c);
@@ -678,8 +665,7 @@ static void compute_one(run *r, size_t idx, mpoc_workspace *ws)
 #pragma omp atomic
             r->resumed++;
         } else if (st != MPOC_E_NOTFOUND) {
-            fail_at(r, idx, st);
-            return;
+            return st;
         }
     }
     if (st != MPOC_OK) {
@@ -689,16 +675,13 @@ static void compute_one(run *r, size_t idx, mpoc_workspace *ws)
             st = ckpt_write(r->dir, &c);
         if (st != MPOC_OK) {
             ckpt_free(&c);
-            fail_at(r, idx, st);
-            return;
+            return st;
         }
-#pragma omp critical(mpoc_pipeline_err)
+#pragma omp critical(mpoc_pipeline_ckpt)
         {
             r->new_ckpts++;
-            if (r->o->stop_after && r->new_ckpts >= r->o->stop_after) {
-#pragma omp atomic write
-                r->stop = 1; /* the test hook: behave as if killed here */
-            }
+            if (r->o->stop_after && r->new_ckpts >= r->o->stop_after)
+                mpoc_par_stop(&r->par); /* the test hook: behave as if killed here */
         }
     }
     mpoc_tensor_record rec = c.rec;
@@ -720,33 +703,13 @@ static void compute_one(run *r, size_t idx, mpoc_workspace *ws)
     }
     progress(r, &rec);
     ckpt_free(&c);
+    return MPOC_OK;
 }
 
 static mpoc_status compute_all(run *r)
 {
-    int prev = mpoc_threads();
-    mpoc_set_threads(1); /* BLAS on one thread: bytes independent of the thread count */
-    int nt = r->o->threads > 0 ? r->o->threads : omp_get_max_threads();
-    long n = (long)r->n_sel;
-#pragma omp parallel num_threads(nt)
-    {
-        mpoc_workspace *ws = NULL;
-        if (mpoc_workspace_new(&ws) != MPOC_OK)
-            fail_at(r, 0, MPOC_E_NOMEM);
-#pragma omp for schedule(dynamic, 1)
-        for (long i = 0; i < n; i++) {
-            int stop;
-#pragma omp atomic read
-            stop = r->stop;
-            if (!stop && ws)
-                compute_one(r, r->sel[i], ws);
-        }
-        mpoc_workspace_free(ws);
-    }
-    mpoc_set_threads(prev);
-    if (r->err != MPOC_OK)
-        return r->err;
-    if (r->stop)
+    MPOC_TRY(mpoc_par_for(r->n_sel, r->o->threads, compute_one, r, &r->par));
+    if (r->par.stop)
         MPOC_FAIL(MPOC_E_IO, "stopped after %zu new checkpoints (test hook); --resume continues",
                   r->new_ckpts);
     return MPOC_OK;

@@ -5,7 +5,6 @@
 #include "mpoc_sweep.h"
 
 #include <fnmatch.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "mpoc_llama.h"
 #include "mpoc_model.h"
 #include "mpoc_pipeline.h"
+#include "parallel.h"
 #include "util.h"
 
 mpoc_sweep_model_options mpoc_sweep_model_options_default(void)
@@ -61,9 +61,7 @@ typedef struct model_run {
     mpoc_sweep_result *res;       /* [n_sel] */
     bool *done;                   /* [n_sel] */
     size_t next_emit, n_done;
-    int stop;
-    mpoc_status err;
-    size_t err_index;
+    mpoc_par_state par;
     size_t ns;                    /* settings of the grid */
     eval_slot *slots;             /* [n_sel] with an eval reference, else NULL */
 } model_run;
@@ -106,18 +104,6 @@ static void free_slots(model_run *r)
     r->slots = NULL;
 }
 
-static void fail_at(model_run *r, size_t i, mpoc_status st)
-{
-#pragma omp critical(mpoc_sweep_emit)
-    {
-        if (r->err == MPOC_OK || i < r->err_index) {
-            r->err = st;
-            r->err_index = i;
-        }
-        r->stop = 1;
-    }
-}
-
 static mpoc_status sweep_one(model_run *r, size_t i, mpoc_workspace *ws)
 {
     const mpoc_tensor *t = mpoc_model_tensor(r->m, r->sel[i]);
@@ -143,15 +129,12 @@ static mpoc_status sweep_one(model_run *r, size_t i, mpoc_workspace *ws)
 /* Emit the finished prefix in input order (inside the critical section). */
 static void emit_ready(model_run *r)
 {
-    while (r->next_emit < r->n_sel && r->done[r->next_emit] && r->err == MPOC_OK) {
+    while (r->next_emit < r->n_sel && r->done[r->next_emit] && !mpoc_par_stopped(&r->par)) {
         const mpoc_sweep_result *res = &r->res[r->next_emit];
-        for (size_t k = 0; k < res->n && r->err == MPOC_OK; k++) {
+        for (size_t k = 0; k < res->n && !mpoc_par_stopped(&r->par); k++) {
             mpoc_status st = r->o->emit(r->o->emit_user, &res->records[k]);
-            if (st != MPOC_OK) {
-                r->err = st;
-                r->err_index = r->next_emit;
-                r->stop = 1;
-            }
+            if (st != MPOC_OK)
+                mpoc_par_fail(&r->par, r->next_emit, st);
         }
         r->next_emit++;
     }
@@ -170,34 +153,18 @@ static void finish_one(model_run *r, size_t i)
     }
 }
 
+/* One tensor: swept, then its records emitted in input order. */
+static mpoc_status run_one(void *user, size_t i, mpoc_workspace *ws)
+{
+    model_run *r = user;
+    MPOC_TRY(sweep_one(r, i, ws));
+    finish_one(r, i);
+    return MPOC_OK;
+}
+
 static mpoc_status run_all(model_run *r)
 {
-    int prev = mpoc_threads();
-    mpoc_set_threads(1); /* as mpoc_compress: bytes independent of the thread count */
-    int nt = r->o->threads > 0 ? r->o->threads : omp_get_max_threads();
-    long n = (long)r->n_sel;
-#pragma omp parallel num_threads(nt)
-    {
-        mpoc_workspace *ws = NULL;
-        if (mpoc_workspace_new(&ws) != MPOC_OK)
-            fail_at(r, 0, MPOC_E_NOMEM);
-#pragma omp for schedule(dynamic, 1)
-        for (long i = 0; i < n; i++) {
-            int stop;
-#pragma omp atomic read
-            stop = r->stop;
-            if (stop || !ws)
-                continue;
-            mpoc_status st = sweep_one(r, (size_t)i, ws);
-            if (st != MPOC_OK)
-                fail_at(r, (size_t)i, st);
-            else
-                finish_one(r, (size_t)i);
-        }
-        mpoc_workspace_free(ws);
-    }
-    mpoc_set_threads(prev);
-    return r->err;
+    return mpoc_par_for(r->n_sel, r->o->threads, run_one, r, &r->par);
 }
 
 /* ---- model-level eval ---------------------------------------------------- */
