@@ -1125,22 +1125,6 @@ void mpoc_mpo_plan_free(mpoc_mpo_plan *p)
 mpoc_mpo_order mpoc_mpo_plan_order(const mpoc_mpo_plan *p) { return p->order; }
 double mpoc_mpo_plan_macs(const mpoc_mpo_plan *p) { return p->macs; }
 
-/* Right-to-left layout of core k: H[(in, r'), (r, out)] = G[r, i, j, r']. */
-static void permute_core_right(const mpoc_mpo *mpo, size_t k, bool transpose, float *h)
-{
-    size_t r = mpo->ranks[k], r2 = mpo->ranks[k + 1];
-    size_t m = mpo->shape.row_dims[k], n = mpo->shape.col_dims[k];
-    size_t out_d = transpose ? n : m;
-    const float *g = mpo->cores[k];
-    for (size_t a = 0; a < r; a++)
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < n; j++)
-                for (size_t b = 0; b < r2; b++) {
-                    size_t o = transpose ? j : i, in = transpose ? i : j;
-                    h[(in * r2 + b) * (r * out_d) + a * out_d + o] = g[((a * m + i) * n + j) * r2 + b];
-                }
-}
-
 mpoc_status mpoc_mpo_plan_new(const mpoc_mpo *mpo, bool transpose, mpoc_mpo_order order,
                               mpoc_mpo_plan **out)
 {
@@ -1174,7 +1158,9 @@ mpoc_status mpoc_mpo_plan_new(const mpoc_mpo *mpo, bool transpose, mpoc_mpo_orde
         if (p->order == MPOC_MPO_ORDER_LEFT)
             permute_core(mpo, k, transpose, p->cores[k]);
         else
-            permute_core_right(mpo, k, transpose, p->cores[k]);
+            /* right to left reads H[(in, r'), (r, out)]: the left layout with
+             * input and output swapped, i.e. that of the transposed product */
+            permute_core(mpo, k, !transpose, p->cores[k]);
     }
     *out = p;
     return MPOC_OK;
