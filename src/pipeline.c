@@ -761,19 +761,32 @@ static mpoc_status open_writer(const mpoc_model *m, const char *out, const mpoc_
 #define QV_KEY "general.quantization_version"
 #define QV_ADDED "mpoc.added_quantization_version"
 
-/* Copy m's metadata except the container's own keys. */
-static mpoc_status copy_meta_filtered(mpoc_writer *w, const mpoc_model *m, bool drop_own)
+/* Which of m's metadata an output keeps (general.alignment never: the
+ * writer sets its own). */
+typedef enum meta_keep {
+    META_ALL,        /* compress: everything the input has */
+    META_NOT_OWN,    /* decompress: not the container's keys (mpo.*, mpoc.*), nor a
+                        quantization version the container added */
+    META_NOT_TENSORS /* prune: not the per-tensor descriptions (mpo.*), rewritten */
+} meta_keep;
+
+static bool meta_dropped(const char *key, meta_keep keep, bool drop_qv)
+{
+    if (!strcmp(key, "general.alignment"))
+        return true;
+    if (keep == META_NOT_OWN)
+        return mpoc_container_is_own_key(key) || (drop_qv && !strcmp(key, QV_KEY));
+    return keep == META_NOT_TENSORS && !strncmp(key, "mpo.", 4);
+}
+
+static mpoc_status copy_meta_filtered(mpoc_writer *w, const mpoc_model *m, meta_keep keep)
 {
     bool gguf = mpoc_model_format(m) == MPOC_FORMAT_GGUF;
     const mpoc_meta *added;
-    bool drop_qv = drop_own && mpoc_model_meta_find(m, QV_ADDED, &added) == MPOC_OK;
+    bool drop_qv = keep == META_NOT_OWN && mpoc_model_meta_find(m, QV_ADDED, &added) == MPOC_OK;
     for (size_t i = 0; i < mpoc_model_meta_count(m); i++) {
         const mpoc_meta *kv = mpoc_model_meta(m, i);
-        if (drop_own && mpoc_container_is_own_key(kv->key))
-            continue;
-        if (drop_qv && !strcmp(kv->key, QV_KEY))
-            continue;
-        if (!strcmp(kv->key, "general.alignment"))
+        if (meta_dropped(kv->key, keep, drop_qv))
             continue;
         if (gguf)
             MPOC_TRY(mpoc_writer_set_meta(w, kv));
@@ -907,7 +920,7 @@ static mpoc_status compress_model(const mpoc_model *m, const char *out,
     if (st == MPOC_OK)
         st = open_writer(m, out, &pol, &w);
     if (st == MPOC_OK)
-        st = copy_meta_filtered(w, m, false);
+        st = copy_meta_filtered(w, m, META_ALL);
     if (st == MPOC_OK)
         st = mpoc_container_emit_header(w);
     const mpoc_meta *qv;
@@ -978,6 +991,27 @@ static mpoc_status dense_of(const mpoc_container *c, size_t e_idx, mpoc_mat *den
     return st;
 }
 
+/* A finished tensor of decompress or prune: into the summary, then reported. */
+static void output_done(mpoc_summary *s, const mpoc_tensor_record *rec, double *acc,
+                        mpoc_progress_fn report, void *user, size_t total)
+{
+    summary_add(s, rec, acc);
+    if (report)
+        report(user, rec, s->tensors, total, 0, 0);
+}
+
+/* The output committed when st is OK (else abandoned), the summary closed. */
+static mpoc_status finish_output(mpoc_status st, mpoc_writer *w, mpoc_summary *s, double acc,
+                                 double t0)
+{
+    if (st == MPOC_OK)
+        st = mpoc_writer_commit(w);
+    else
+        mpoc_writer_abort(w);
+    summary_finish(s, acc, t0);
+    return st;
+}
+
 static mpoc_status decompress_model(const mpoc_model *m, const char *out,
                                     const mpoc_decompress_options *o, mpoc_summary *s)
 {
@@ -991,7 +1025,7 @@ static mpoc_status decompress_model(const mpoc_model *m, const char *out,
     if (st == MPOC_OK)
         st = open_writer(m, out, &pol, &w);
     if (st == MPOC_OK)
-        st = copy_meta_filtered(w, m, true);
+        st = copy_meta_filtered(w, m, META_NOT_OWN);
     size_t nt = mpoc_model_tensor_count(m);
     for (size_t i = 0; st == MPOC_OK && i < nt; i++) {
         const mpoc_tensor *t = mpoc_model_tensor(m, i);
@@ -1031,18 +1065,10 @@ static mpoc_status decompress_model(const mpoc_model *m, const char *out,
             if (st != MPOC_OK)
                 mpoc_log_("tensor '%s': cannot be reconstructed", e->name);
         }
-        if (st == MPOC_OK) {
-            summary_add(s, &rec, &acc);
-            if (o->progress)
-                o->progress(o->progress_user, &rec, s->tensors, nt, 0, 0);
-        }
+        if (st == MPOC_OK)
+            output_done(s, &rec, &acc, o->progress, o->progress_user, nt);
     }
-    if (st == MPOC_OK) {
-        st = mpoc_writer_commit(w);
-        w = NULL;
-    }
-    summary_finish(s, acc, t0);
-    mpoc_writer_abort(w);
+    st = finish_output(st, w, s, acc, t0);
     free(inputs);
     mpoc_container_close(c);
     return st;
@@ -1135,16 +1161,8 @@ static mpoc_status prune_model(const mpoc_model *m, const char *out, const mpoc_
         st = mpoc_workspace_new(&ws);
     if (st == MPOC_OK)
         st = open_writer(m, out, &pol, &w);
-    if (st == MPOC_OK) /* everything but the per-tensor descriptions, rewritten below */
-        for (size_t i = 0; st == MPOC_OK && i < mpoc_model_meta_count(m); i++) {
-            const mpoc_meta *kv = mpoc_model_meta(m, i);
-            if (!strncmp(kv->key, "mpo.", 4) || !strcmp(kv->key, "general.alignment"))
-                continue;
-            if (mpoc_model_format(m) == MPOC_FORMAT_GGUF)
-                st = mpoc_writer_set_meta(w, kv);
-            else if (kv->value.str)
-                st = mpoc_writer_set_meta_string(w, kv->key, kv->value.str);
-        }
+    if (st == MPOC_OK)
+        st = copy_meta_filtered(w, m, META_NOT_TENSORS);
     size_t nt = mpoc_model_tensor_count(m);
     for (size_t i = 0; st == MPOC_OK && i < nt; i++) {
         const mpoc_tensor *t = mpoc_model_tensor(m, i);
@@ -1166,18 +1184,10 @@ static mpoc_status prune_model(const mpoc_model *m, const char *out, const mpoc_
             }
             rec.seconds = now_seconds() - t1;
         }
-        if (st == MPOC_OK) {
-            summary_add(s, &rec, &acc);
-            if (o->progress)
-                o->progress(o->progress_user, &rec, s->tensors, nt, 0, 0);
-        }
+        if (st == MPOC_OK)
+            output_done(s, &rec, &acc, o->progress, o->progress_user, nt);
     }
-    if (st == MPOC_OK) {
-        st = mpoc_writer_commit(w);
-        w = NULL;
-    }
-    summary_finish(s, acc, t0);
-    mpoc_writer_abort(w);
+    st = finish_output(st, w, s, acc, t0);
     mpoc_workspace_free(ws);
     free(inputs);
     mpoc_container_close(c);
